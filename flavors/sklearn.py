@@ -1,0 +1,144 @@
+"""scikit-learn models (``loader_module: mlflow.sklearn``): loading and saving."""
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from flavors.code_paths import add_code_to_sys_path, copy_code_paths
+from flavors.errors import ModelLoadError, UntrustedTypesError
+from flavors.mlflow_aliases import load_pickle
+from flavors.mlmodel import ModelMetadata
+from flavors.model_writer import pinned, prepare_model_dir, pyfunc_section, save_input_example, write_model
+from flavors.signature import ModelSignature
+
+FLAVOR_NAME = "sklearn"
+LOADER_MODULE = "mlflow.sklearn"
+SERIALIZATION_FORMATS = ("cloudpickle", "pickle", "skops")
+
+
+class SklearnPredictor:
+    """Calls one method (``predict``, ``predict_proba``, ...) of a fitted estimator."""
+
+    row_independent = True
+    accepts_params = False
+
+    def __init__(self, estimator: Any, method: str) -> None:
+        self.estimator = estimator
+        self._predict = getattr(estimator, method)
+
+    def predict(self, data: Any, params: dict | None = None) -> Any:
+        """``estimator.<method>(data)``; scikit-learn models take no ``params``."""
+        return self._predict(data)
+
+
+class SklearnFlavor:
+    name = FLAVOR_NAME
+    loader_modules = (LOADER_MODULE,)
+
+    def load(self, metadata: ModelMetadata) -> SklearnPredictor:
+        pyfunc = metadata.pyfunc_conf or {}
+        conf = metadata.flavors.get(FLAVOR_NAME) or {}
+        add_code_to_sys_path(metadata.path, conf.get("code") or pyfunc.get("code"))
+        # Early MLflow versions wrote python_function "data" instead of "model_path".
+        model_file = conf.get("pickled_model") or pyfunc.get("model_path") or pyfunc.get("data")
+        if not model_file:
+            raise ModelLoadError(f"{metadata.mlmodel_path} does not name the sklearn model file")
+        path = metadata.path / model_file
+        estimator = _load_estimator(path, conf.get("serialization_format") or "pickle", conf.get("skops_trusted_types"))
+        method = pyfunc.get("predict_fn") or "predict"
+        if not callable(getattr(estimator, method, None)):
+            raise ModelLoadError(f"{path}: {type(estimator).__name__} has no method {method!r} (predict_fn in MLmodel)")
+        return SklearnPredictor(estimator, method)
+
+
+def _load_estimator(path: Path, serialization_format: str, trusted_types: list[str] | None) -> Any:
+    if serialization_format in ("pickle", "cloudpickle"):
+        return load_pickle(path)
+    if serialization_format == "skops":
+        return _load_skops(path, trusted_types or [])
+    raise ModelLoadError(
+        f"{path}: unknown serialization_format {serialization_format!r}; expected one of {SERIALIZATION_FORMATS}"
+    )
+
+
+def _load_skops(path: Path, trusted_types: list[str]) -> Any:
+    import skops.io  # slow to import; only skops models need it
+
+    if not path.is_file():
+        raise ModelLoadError(f"model file not found: {path}")
+    try:
+        found = skops.io.get_untrusted_types(file=path)
+        untrusted = set(found) - set(trusted_types)
+        if untrusted:
+            raise UntrustedTypesError(path, untrusted)
+        return skops.io.load(path, trusted=found)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"could not load skops file {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def save_model(
+    sk_model: Any,
+    path: str | Path,
+    *,
+    serialization_format: str = "cloudpickle",
+    signature: ModelSignature | None = None,
+    input_example: Any = None,
+    pip_requirements: list[str] | None = None,
+    predict_fn: str = "predict",
+    skops_trusted_types: list[str] | None = None,
+    code_paths: Iterable[str | Path] | None = None,
+    metadata: dict | None = None,
+) -> ModelMetadata:
+    """Save a fitted estimator as an MLflow-format model directory that MLflow can load too.
+
+    ``pip_requirements`` replaces the default requirements (the installed scikit-learn, numpy,
+    pandas, scipy and the serializer). ``skops_trusted_types`` lists the non-default types a
+    skops file may contain. ``code_paths`` files/directories are copied into ``code/``.
+    """
+    if serialization_format not in SERIALIZATION_FORMATS:
+        raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}, got {serialization_format!r}")
+    if not callable(getattr(sk_model, predict_fn, None)):
+        raise ValueError(f"{type(sk_model).__name__} has no method {predict_fn!r}")
+    model_dir = prepare_model_dir(path)
+    model_file = "model.skops" if serialization_format == "skops" else "model.pkl"
+    _dump_estimator(sk_model, model_dir / model_file, serialization_format)
+    code = copy_code_paths(code_paths, model_dir)
+    example_info = save_input_example(model_dir, input_example)
+    pyfunc = pyfunc_section(LOADER_MODULE, model_path=model_file, predict_fn=predict_fn)
+    if code:
+        pyfunc["code"] = code
+    sklearn_conf = {
+        "code": code,
+        "pickled_model": model_file,
+        "serialization_format": serialization_format,
+        "sklearn_version": version("scikit-learn"),
+        "skops_trusted_types": skops_trusted_types,
+    }
+    serializer = () if serialization_format == "pickle" else (serialization_format,)
+    return write_model(
+        model_dir,
+        {"python_function": pyfunc, FLAVOR_NAME: sklearn_conf},
+        requirements=pinned("scikit-learn", "numpy", "pandas", "scipy", *serializer)
+        if pip_requirements is None
+        else list(pip_requirements),
+        signature=signature,
+        example_info=example_info,
+        metadata=metadata,
+    )
+
+
+def _dump_estimator(sk_model: Any, path: Path, serialization_format: str) -> None:
+    if serialization_format == "skops":
+        import skops.io
+
+        skops.io.dump(sk_model, path)
+        return
+    with open(path, "wb") as f:
+        (cloudpickle if serialization_format == "cloudpickle" else pickle).dump(sk_model, f)

@@ -1,0 +1,31 @@
+"""The Flask application factory: nothing happens at import time."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from flavors import LoadedModel, load_model
+
+from .config import ServerConfig, load_config
+from .error_handlers import register_error_handlers
+from .model_slot import ModelSlot
+from .routes import health, scoring
+
+
+def create_app(config: ServerConfig | None = None, model: LoadedModel | None = None) -> Flask:
+    """Build a scoring app; the model is loaded here (once per process) unless one is given."""
+    config = config or load_config()
+    logging.getLogger("scoring_server").setLevel(config.log_level.upper())
+    if model is None:
+        if not config.model_uri:
+            raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
+        model = load_model(config.model_uri)
+    app = Flask("scoring_server")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["SCORING_SERVER"] = config
+    app.extensions["model_slot"] = ModelSlot(model)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(scoring.blueprint)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,81 @@
+"""The ``scoring-server`` command line: ``serve`` and ``predict``.
+
+The flags of ``serve`` (``-m -h -p -w -t``) are a contract other tools rely on; ``-h`` is
+the host, so help is ``--help`` only.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from flavors import load_model
+from flavors.errors import ModelLoadError
+
+from . import __version__, content_types
+from .app import create_app
+from .config import ConfigError, load_config
+from .errors import ScoringError
+from .pipeline import score
+
+_CONTEXT = {"help_option_names": ["--help"]}
+_BATCH_TYPES = {"json": content_types.JSON, "csv": content_types.CSV, "parquet": content_types.PARQUET}
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(__version__, "--version", prog_name="scoring-server")
+def main() -> None:
+    """Serve MLflow-format models over HTTP, or score files in batch."""
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", help="Model directory or file:// URI.")
+@click.option("-h", "--host", help="Address to bind (default 127.0.0.1).")
+@click.option("-p", "--port", type=int, help="Port to bind (default 5000).")
+@click.option("-w", "--workers", type=int, help="Number of gunicorn worker processes (default 1).")
+@click.option("-t", "--timeout", type=int, help="Seconds before a silent worker is restarted (default 60).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML configuration file.")
+@click.option("--expose-stack-traces/--no-expose-stack-traces", default=None,
+              help="Send the server-side stack trace of model errors to clients (off by default).")
+def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces) -> None:
+    """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
+    from .server import run
+
+    config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
+                     timeout=timeout, expose_stack_traces=expose_stack_traces)
+    try:
+        app = create_app(config)
+    except (ModelLoadError, ValueError) as exc:
+        raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
+    run(app, config)
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True, help="Model directory or file:// URI.")
+@click.option("-i", "--input-path", type=click.Path(exists=True, dir_okay=False), help="Input file (default stdin).")
+@click.option("-o", "--output-path", type=click.Path(dir_okay=False), help="Output file (default stdout).")
+@click.option("-t", "--content-type", type=click.Choice(sorted(_BATCH_TYPES)), default="json", show_default=True,
+              help="Format of the input.")
+def predict(model_uri, input_path, output_path, content_type) -> None:
+    """Score a file (or stdin) exactly as the server would, writing {"predictions": ...}."""
+    try:
+        model = load_model(model_uri)
+    except ModelLoadError as exc:
+        raise click.ClickException(f"cannot load model {model_uri!r}: {exc}") from None
+    body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
+    try:
+        result = score(model, body, _BATCH_TYPES[content_type])
+    except ScoringError as exc:
+        raise click.ClickException(f"{exc.error_code}: {exc.message}") from None
+    if output_path:
+        Path(output_path).write_bytes(result + b"\n")
+    else:
+        sys.stdout.buffer.write(result + b"\n")
+
+
+def _config(config_path, **overrides):
+    try:
+        return load_config(config_path, overrides=overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None

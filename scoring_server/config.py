@@ -1,0 +1,97 @@
+"""Server configuration: defaults < YAML file (``--config``) < ``SCORING_SERVER_*`` env < CLI flags.
+
+Every layer is validated by one marshmallow schema, so a bad value is reported with the
+key that holds it. ``conf/default.yaml`` documents the same defaults.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields as dataclass_fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+ENV_PREFIX = "SCORING_SERVER_"
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Validated settings of one server process."""
+
+    model_uri: str | None
+    host: str
+    port: int
+    workers: int
+    timeout: int
+    expose_stack_traces: bool
+    max_request_bytes: int
+    log_level: str
+
+
+class ServerConfigSchema(Schema):
+    """The configuration keys, their types and defaults."""
+
+    class Meta:
+        unknown = RAISE
+
+    model_uri = fields.String(load_default=None, allow_none=True)
+    host = fields.String(load_default="127.0.0.1")
+    port = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=65535))
+    workers = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    timeout = fields.Integer(load_default=60, validate=validate.Range(min=1))
+    expose_stack_traces = fields.Boolean(load_default=False)
+    max_request_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1))
+    log_level = fields.String(
+        load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"])
+    )
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> ServerConfig:
+    """Merge the layers and validate the result; ``None`` overrides mean "not given"."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_validated(_read_yaml(path), f"config file {path}"))
+    values.update(_validated(_from_env(os.environ if env is None else env), "environment"))
+    values.update(_validated({k: v for k, v in (overrides or {}).items() if v is not None}, "options"))
+    return ServerConfig(**_validated(values, "configuration", partial=False))
+
+
+def default_values() -> dict[str, Any]:
+    """Every key with its default, as ``conf/default.yaml`` lists them."""
+    return ServerConfigSchema().load({})
+
+
+def _read_yaml(path: str | Path) -> dict:
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return content
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, str]:
+    names = [f.name for f in dataclass_fields(ServerConfig)]
+    return {name: env[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in env}
+
+
+def _validated(values: dict, source: str, partial: bool = True) -> dict:
+    """Validate one layer; only the final merge (``partial=False``) fills in defaults."""
+    try:
+        loaded = ServerConfigSchema().load(values, partial=partial)
+    except ValidationError as exc:
+        problems = "; ".join(f"{key}: {' '.join(map(str, msgs))}" for key, msgs in exc.messages.items())
+        raise ConfigError(f"invalid {source}: {problems}") from None
+    return loaded

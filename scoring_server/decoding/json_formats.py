@@ -1,0 +1,127 @@
+"""The JSON request formats of the MLflow scoring protocol.
+
+A body is an object with exactly one of ``dataframe_split``, ``dataframe_records``,
+``instances`` or ``inputs`` (plus optional ``params``), or a raw LLM-style payload with a
+``messages``, ``prompt`` or ``input`` key, whose keys are split into data and params by the
+model's param schema.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flavors.signature import ModelSignature, Schema
+
+from ..content_types import PROTOCOL_CHANGE_INFO
+from ..errors import ScoringError, invalid_input, invalid_parameter
+from .request import DecodedRequest
+
+DATAFRAME_SPLIT = "dataframe_split"
+DATAFRAME_RECORDS = "dataframe_records"
+INSTANCES = "instances"
+INPUTS = "inputs"
+FORMAT_KEYS = (DATAFRAME_SPLIT, DATAFRAME_RECORDS, INSTANCES, INPUTS)
+LLM_KEYS = ("messages", "prompt", "input")
+PARAMS_KEY = "params"
+
+REQUIRED_INPUT_FORMAT = (
+    "The input must be a JSON dictionary with exactly one of the input fields "
+    "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}"
+)
+
+
+def decode_json_payload(payload: Any, signature: ModelSignature | None) -> DecodedRequest:
+    """Decode a parsed JSON body into model input, params and the answer style."""
+    if not isinstance(payload, dict):
+        received = "Received a list" if isinstance(payload, list) else f"Received unexpected input type '{type(payload).__name__}'"
+        raise invalid_input(f"{REQUIRED_INPUT_FORMAT}. {received}.")
+    if any(key in payload for key in LLM_KEYS):
+        return _split_llm_payload(payload, signature)
+    keys = [key for key in payload if key in FORMAT_KEYS]
+    if len(keys) != 1:
+        raise ScoringError(
+            f"{REQUIRED_INPUT_FORMAT}. Received dictionary with input fields: {keys}. {PROTOCOL_CHANGE_INFO}"
+        )
+    value = payload[keys[0]]
+    if keys[0] == DATAFRAME_SPLIT:
+        data = decode_dataframe_split(value)
+    elif keys[0] == DATAFRAME_RECORDS:
+        data = decode_dataframe_records(value)
+    else:
+        data = decode_tensor_input(value, signature.inputs if signature else None)
+    return DecodedRequest(data, payload.get(PARAMS_KEY))
+
+
+def decode_dataframe_split(value: Any) -> pd.DataFrame:
+    """``{"columns": [...], "data": [[...], ...], "index": [...]?}`` to a DataFrame."""
+    if isinstance(value, dict) and isinstance(value.get("data", []), list):
+        try:
+            return pd.DataFrame(data=value.get("data"), columns=value.get("columns"), index=value.get("index"))
+        except (ValueError, TypeError) as exc:
+            raise invalid_input(f"Failed to read 'dataframe_split' as a DataFrame: {exc}") from None
+    raise invalid_input(
+        "'dataframe_split' must be an object with a 'data' list of rows and an optional 'columns' list."
+    )
+
+
+def decode_dataframe_records(value: Any) -> pd.DataFrame:
+    """``[{"col": value, ...}, ...]`` to a DataFrame."""
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise invalid_input("'dataframe_records' must be a list of objects, one per row.")
+    return pd.DataFrame.from_records(value) if value else pd.DataFrame()
+
+
+def decode_tensor_input(value: Any, input_schema: Schema | None = None) -> Any:
+    """TF-serving ``instances``/``inputs``: rows, or a dict of columns, as numpy arrays.
+
+    For a column-based signature the columns become a DataFrame (a list of plain rows
+    cannot name its columns and is refused); otherwise arrays are built as the client sent
+    them and the signature step casts them.
+    """
+    if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+        value = _rows_to_columns(value)
+    if input_schema is not None and not input_schema.is_tensor_spec and input_schema.has_input_names:
+        return _columns_frame(value, input_schema)
+    try:
+        if isinstance(value, dict):
+            return {name: np.asarray(column) for name, column in value.items()}
+        return np.asarray(value)
+    except ValueError as exc:
+        raise invalid_input(f"Failed to parse data as TF serving input: {exc}") from None
+
+
+def _rows_to_columns(rows: list[dict]) -> dict[str, list]:
+    columns: dict[str, list] = defaultdict(list)
+    for row in rows:
+        for name, value in row.items():
+            columns[name].append(value)
+    lengths = {len(column) for column in columns.values()}
+    if len(lengths) > 1:
+        raise invalid_input("Failed to parse data as TF serving input: every instance must have the same keys.")
+    return dict(columns)
+
+
+def _columns_frame(value: Any, input_schema: Schema) -> pd.DataFrame:
+    names = input_schema.input_names()
+    if isinstance(value, list) and len(names) == 1:
+        value = {names[0]: value}
+    if not isinstance(value, dict):
+        raise invalid_parameter(
+            f"This model has a column-based signature with inputs {names}: send 'inputs' as an object of "
+            "columns or 'instances' as a list of objects, not a list of unnamed rows."
+        )
+    columns = {name: column if isinstance(column, list) else [column] for name, column in value.items()}
+    if len({len(column) for column in columns.values()}) > 1:
+        raise invalid_input("Failed to parse data as TF serving input: all columns must have the same length.")
+    return pd.DataFrame(columns)
+
+
+def _split_llm_payload(payload: dict, signature: ModelSignature | None) -> DecodedRequest:
+    param_names = set(signature.params.names()) if signature and signature.params else set()
+    data = {key: value for key, value in payload.items() if key not in param_names}
+    params = {key: value for key, value in payload.items() if key in param_names}
+    return DecodedRequest(data, params or None, unwrapped=True)
+

@@ -1,0 +1,74 @@
+"""Response encoding: predictions to JSON bytes, shaped as MLflow shapes them.
+
+numpy arrays become lists, DataFrames lists of records, Series records of a one-column frame;
+dicts, lists and scalars pass through. NaN and infinities are written as ``NaN``/``Infinity``
+like MLflow's encoder (orjson, used for speed otherwise, would write ``null``).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from .errors import ScoringError
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def encode_predictions(raw: Any, wrap: bool = True) -> bytes:
+    """``{"predictions": ...}`` (or the bare value for raw LLM payloads) as JSON bytes."""
+    value = to_jsonable(raw)
+    payload = {"predictions": value} if wrap else value
+    try:
+        if _has_non_finite(value):
+            return json.dumps(payload, default=_default).encode()
+        return orjson.dumps(payload, default=_default, option=_ORJSON_OPTIONS)
+    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
+        raise ScoringError(f"The model's output could not be encoded as JSON: {exc}") from None
+
+
+def to_jsonable(raw: Any) -> Any:
+    """MLflow's conversion of prediction containers before JSON encoding."""
+    if isinstance(raw, pd.DataFrame):
+        return raw.to_dict(orient="records")
+    if isinstance(raw, pd.Series):
+        return pd.DataFrame(raw).to_dict(orient="records")
+    return raw
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return to_jsonable(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "fc" and not np.isfinite(value).all() or (
+            value.dtype.kind == "O" and any(_has_non_finite(v) for v in value.ravel())
+        )
+    if isinstance(value, np.floating):
+        return not np.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False

@@ -1,0 +1,48 @@
+"""The one exception type of the request path, and its JSON rendering.
+
+Code anywhere on the path raises :class:`ScoringError` where it finds a problem; the app
+turns it into ``{"error_code": ..., "message": ...}`` with the right HTTP status, in one place.
+The ``error_code`` values are MLflow's, so clients written for MLflow keep working.
+"""
+from __future__ import annotations
+
+BAD_REQUEST = "BAD_REQUEST"
+INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
+ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
+RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
+TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ScoringError(Exception):
+    """A request that cannot be scored, with the MLflow error code and HTTP status to answer."""
+
+    def __init__(self, message: str, error_code: str = BAD_REQUEST, status: int = 400,
+                 stack_trace: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_code = error_code
+        self.status = status
+        self.stack_trace = stack_trace
+
+    def to_dict(self, include_stack_trace: bool = False) -> dict:
+        """The JSON body; the server-side stack trace only when asked for."""
+        body = {"error_code": self.error_code, "message": self.message}
+        if include_stack_trace and self.stack_trace:
+            body["stack_trace"] = self.stack_trace
+        return body
+
+
+def invalid_input(message: str) -> ScoringError:
+    """A body that does not decode into model input (MLflow's ``MlflowInvalidInputException``)."""
+    return ScoringError(f"Invalid input. {message}", BAD_REQUEST)
+
+
+def invalid_parameter(message: str) -> ScoringError:
+    """Input that decodes but does not satisfy the model's signature or params."""
+    return ScoringError(message, INVALID_PARAMETER_VALUE)
+
+
+def unsupported_media_type(message: str) -> ScoringError:
+    """A Content-Type the server does not read (HTTP 415)."""
+    return ScoringError(message, BAD_REQUEST, status=415)

@@ -1,0 +1,1 @@
+"""HTTP routes, one blueprint per concern; handlers only call the pipeline in order."""

@@ -1,0 +1,79 @@
+"""Column-based input schemas: required columns, order, and per-column types."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flavors.signature import ColSpec, ScalarType, Schema
+
+from ..errors import ScoringError, invalid_input, invalid_parameter
+from .values import ConversionError, convert_series
+
+_PANDAS_DTYPE_NAMES = {
+    "double": "float64", "float": "float32", "long": "int64", "integer": "int32", "boolean": "bool",
+    "string": "object", "binary": "object", "datetime": "datetime64[ns]",
+}
+
+
+def enforce_column_schema(data: Any, schema: Schema) -> pd.DataFrame:
+    """Select, order and convert the columns the schema names; extra columns are dropped."""
+    frame = _as_frame(data, schema)
+    if not schema.has_input_names:
+        return _convert_unnamed(frame, schema)
+    missing = [name for name in schema.required_input_names() if name not in frame.columns]
+    if missing:
+        extra = [c for c in frame.columns if c not in schema.input_names()]
+        note = f" Note that there were extra inputs: {extra}." if extra else ""
+        raise invalid_parameter(f"Failed to enforce schema. Model is missing inputs {missing}.{note}")
+    present = [spec for spec in schema.specs if spec.name in frame.columns]
+    return pd.DataFrame({spec.name: _convert_column(frame[spec.name], spec) for spec in present}, index=frame.index)
+
+
+def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, pd.Series):
+        return data.to_frame()
+    if isinstance(data, dict):
+        try:
+            return pd.DataFrame({k: v if isinstance(v, (list, np.ndarray)) else [v] for k, v in data.items()})
+        except ValueError as exc:
+            raise invalid_input(f"Failed to build a DataFrame from the input columns: {exc}") from None
+    if isinstance(data, (list, np.ndarray)) and not schema.has_input_names:
+        return pd.DataFrame(data)
+    raise invalid_parameter(
+        f"This model expects named columns {schema.input_names()}; got {type(data).__name__}. "
+        "Send 'dataframe_split', 'dataframe_records', or 'inputs' as an object of columns."
+    )
+
+
+def _convert_unnamed(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    if frame.shape[1] != len(schema.specs):
+        raise invalid_parameter(
+            f"Failed to enforce schema. The model expects {len(schema.specs)} unnamed column(s), got {frame.shape[1]}."
+        )
+    converted = {col: _convert_column(frame[col], spec) for col, spec in zip(frame.columns, schema.specs)}
+    return pd.DataFrame(converted, index=frame.index)
+
+
+def _convert_column(column: pd.Series, spec: ColSpec) -> pd.Series:
+    try:
+        return convert_series(column, spec.type)
+    except ConversionError as exc:
+        raise _column_error(column, spec, exc) from None
+
+
+def _column_error(column: pd.Series, spec: ColSpec, exc: ConversionError) -> ScoringError:
+    label = spec.name if spec.name is not None else column.name
+    target = _PANDAS_DTYPE_NAMES.get(spec.type.name, str(spec.type)) if isinstance(spec.type, ScalarType) else spec.type
+    if exc.unsafe:
+        return invalid_parameter(
+            f"Incompatible input types for column {label}. Can not safely convert {column.dtype} "
+            f"to {spec.type}: {exc}"
+        )
+    return invalid_input(
+        f"Data is not compatible with model signature. Failed to convert column {label} to type "
+        f"'{target}' (signature type {spec.type}): {exc}"
+    )

@@ -1,0 +1,72 @@
+"""Tensor-based input schemas: dtype casts and shape checks, for one tensor or named tensors."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flavors.signature import Schema, TensorSpec
+
+from ..errors import invalid_input, invalid_parameter
+
+
+def enforce_tensor_schema(data: Any, schema: Schema) -> Any:
+    """Cast to the spec's dtype and check the shape (``-1`` matches any size)."""
+    if schema.has_input_names and len(schema.specs) > 1 or isinstance(data, dict):
+        return _enforce_named(data, schema)
+    spec = schema.specs[0]
+    array = data.to_numpy() if isinstance(data, pd.DataFrame) else np.asarray(data)
+    return cast_tensor(array, spec, spec.name or "input")
+
+
+def _enforce_named(data: Any, schema: Schema) -> dict[str, np.ndarray]:
+    if isinstance(data, pd.DataFrame):
+        data = {name: data[name].to_numpy() for name in data.columns}
+    if not isinstance(data, dict):
+        raise invalid_parameter(
+            f"This model expects named tensors {schema.input_names()}; send 'inputs' as an object of tensors."
+        )
+    missing = [name for name in schema.input_names() if name not in data]
+    if missing:
+        raise invalid_parameter(f"Failed to enforce schema. Model is missing inputs {missing}.")
+    return {spec.name: cast_tensor(np.asarray(data[spec.name]), spec, spec.name) for spec in schema.specs}
+
+
+def cast_tensor(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
+    """One tensor to the spec's dtype and shape, refusing conversions that change values."""
+    _check_shape(array, spec, label)
+    if array.dtype == spec.dtype:
+        return array
+    if array.dtype.kind in "OUS" and spec.dtype.kind in "iufb":
+        try:
+            array = array.astype(np.float64 if spec.dtype.kind != "b" else bool)
+        except (ValueError, TypeError) as exc:
+            raise invalid_input(
+                f"Data is not compatible with model signature. Failed to convert tensor {label} to "
+                f"type '{spec.dtype}': {exc}"
+            ) from None
+    if _safe_cast(array, spec.dtype):
+        return array.astype(spec.dtype)
+    raise invalid_parameter(
+        f"Incompatible input types for tensor {label}. Can not safely convert {array.dtype} to {spec.dtype}."
+    )
+
+
+def _safe_cast(array: np.ndarray, dtype: np.dtype) -> bool:
+    if np.can_cast(array.dtype, dtype, casting="same_kind") and not (array.dtype.kind == "f" and dtype.kind in "iu"):
+        return True
+    if array.dtype.kind == "f" and dtype.kind in "iu":
+        finite = np.isfinite(array).all()
+        info = np.iinfo(dtype)
+        return bool(finite and np.all(np.mod(array, 1) == 0)
+                    and (array.size == 0 or (array.min() >= info.min and array.max() <= info.max)))
+    return dtype.kind == "O"
+
+
+def _check_shape(array: np.ndarray, spec: TensorSpec, label: str) -> None:
+    expected = spec.shape
+    if len(expected) != array.ndim or any(e not in (-1, a) for e, a in zip(expected, array.shape)):
+        raise invalid_parameter(
+            f"Shape of input {label} {tuple(array.shape)} does not match expected shape {tuple(expected)}."
+        )

@@ -1,0 +1,53 @@
+"""gunicorn, run in-process: the model is loaded once in the master, then workers fork.
+
+Forked workers share the loaded model's memory pages with the master (copy-on-write), the
+way ``mlflow models serve`` would need ``--preload`` for. ``GUNICORN_CMD_ARGS`` is honoured
+and, as with MLflow's command line, wins over the options given here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from .config import ServerConfig
+
+
+class ScoringServerApplication(BaseApplication):
+    """A gunicorn application serving an already-built Flask app."""
+
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        env_args = self.cfg.get_cmd_args_from_env()
+        if env_args:
+            parsed = self.cfg.parser().parse_args(env_args)
+            for key, value in vars(parsed).items():
+                if value is not None and key != "args":
+                    self.cfg.set(key.lower(), value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
+    """gunicorn settings derived from the server configuration."""
+    return {
+        "bind": f"{config.host}:{config.port}",
+        "workers": config.workers,
+        "timeout": config.timeout,
+        "loglevel": config.log_level,
+        "errorlog": "-",
+        "proc_name": "scoring-server",
+    }
+
+
+def run(app: Flask, config: ServerConfig) -> None:
+    """Serve ``app`` with gunicorn until the master is stopped."""
+    ScoringServerApplication(app, gunicorn_options(config)).run()

@@ -1,0 +1,20 @@
+"""A model without a signature is scored as the client sent it, with no enforcement."""
+from __future__ import annotations
+
+from .test_mlflow_observed_iris import COLUMNS, RECORD, ROW
+
+
+def test_split_records_and_csv_predict(iris_nosig_server):
+    assert iris_nosig_server.post({"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}).json() == {"predictions": [0]}
+    assert iris_nosig_server.post({"dataframe_records": [RECORD]}).json() == {"predictions": [0]}
+    csv = ",".join(COLUMNS) + "\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
+    assert iris_nosig_server.post(csv, "text/csv").json() == {"predictions": [0, 2]}
+
+
+def test_instances_as_plain_rows_reach_the_model(iris_nosig_server):
+    assert iris_nosig_server.post({"instances": [ROW, [6.7, 3.0, 5.2, 2.3]]}).json() == {"predictions": [0, 2]}
+
+
+def test_params_are_ignored_without_a_param_schema(iris_nosig_server):
+    body = {"dataframe_records": [RECORD], "params": {"anything": [1, 2]}}
+    assert iris_nosig_server.post(body).json() == {"predictions": [0]}
