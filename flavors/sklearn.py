@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import pandas as pd
 
 from flavors.code_paths import add_code_to_sys_path, copy_code_paths
 from flavors.errors import ModelLoadError, UntrustedTypesError
@@ -32,7 +33,9 @@ class SklearnPredictor:
         self._predict = getattr(estimator, method)
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
-        """``estimator.<method>(data)``; scikit-learn models take no ``params``."""
+        """``estimator.<method>(data)``; a dict of columns becomes a DataFrame; no ``params``."""
+        if isinstance(data, dict):
+            data = pd.DataFrame(data)
         return self._predict(data)
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.naive_bayes import GaussianNB
 
 from flavors import ModelLoadError, UntrustedTypesError, load_model
 from flavors.signature import infer_signature
@@ -173,7 +173,7 @@ def pipeline_with_custom_step(monkeypatch, iris, custom_transformer_module):
     monkeypatch.syspath_prepend(str(source.parent))
     module = importlib.import_module(name)
     features, target = iris
-    return make_pipeline(module.Doubler(), DecisionTreeClassifier(max_depth=3)).fit(features, target)
+    return make_pipeline(module.Doubler(), GaussianNB()).fit(features, target)
 
 
 def test_skops_model_with_an_untrusted_type_is_refused_naming_the_type(

@@ -18,3 +18,7 @@ def test_instances_as_plain_rows_reach_the_model(iris_nosig_server):
 def test_params_are_ignored_without_a_param_schema(iris_nosig_server):
     body = {"dataframe_records": [RECORD], "params": {"anything": [1, 2]}}
     assert iris_nosig_server.post(body).json() == {"predictions": [0]}
+
+
+def test_instances_as_records_become_columns_for_sklearn(iris_nosig_server):
+    assert iris_nosig_server.post({"instances": [RECORD]}).json() == {"predictions": [0]}
