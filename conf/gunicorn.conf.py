@@ -13,3 +13,5 @@ timeout = int(os.environ.get("SCORING_SERVER_TIMEOUT", "60"))
 preload_app = True
 errorlog = "-"
 loglevel = os.environ.get("SCORING_SERVER_LOG_LEVEL", "info")
+# No gunicornc control socket: its default path is shared by every gunicorn of the user.
+control_socket_disable = True

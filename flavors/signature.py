@@ -316,7 +316,7 @@ def infer_signature(model_input: Any, model_output: Any = None, params: dict | N
 def infer_schema(data: Any) -> Schema:
     """A column schema for DataFrames and dicts of columns, a tensor schema for arrays."""
     if isinstance(data, pd.Series):
-        data = data.to_frame()
+        return Schema((ColSpec(_infer_column_type(data), None if data.name is None else str(data.name)),))
     if isinstance(data, pd.DataFrame):
         return Schema(tuple(ColSpec(_infer_column_type(data[c]), str(c)) for c in data.columns))
     if isinstance(data, dict) and not all(isinstance(v, np.ndarray) for v in data.values()):

@@ -12,6 +12,8 @@ from .error_handlers import register_error_handlers
 from .model_slot import ModelSlot
 from .routes import health, scoring
 
+_logger = logging.getLogger(__name__)
+
 
 def create_app(config: ServerConfig | None = None, model: LoadedModel | None = None) -> Flask:
     """Build a scoring app; the model is loaded here (once per process) unless one is given."""
@@ -21,6 +23,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
         if not config.model_uri:
             raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
         model = load_model(config.model_uri)
+        _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
     app = Flask("scoring_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config

@@ -5,6 +5,7 @@ the host, so help is ``--help`` only.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .config import ConfigError, load_config
 from .errors import ScoringError
 from .pipeline import score
 
+_LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 _CONTEXT = {"help_option_names": ["--help"]}
 _BATCH_TYPES = {"json": content_types.JSON, "csv": content_types.CSV, "parquet": content_types.PARQUET}
 
@@ -44,6 +46,7 @@ def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_tra
 
     config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
                      timeout=timeout, expose_stack_traces=expose_stack_traces)
+    logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)
     except (ModelLoadError, ValueError) as exc:

@@ -24,7 +24,8 @@ class ScoringServerApplication(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
         env_args = self.cfg.get_cmd_args_from_env()
         if env_args:
             parsed = self.cfg.parser().parse_args(env_args)
@@ -45,6 +46,8 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "loglevel": config.log_level,
         "errorlog": "-",
         "proc_name": "scoring-server",
+        # One shared control socket path per user would make two servers on a machine collide.
+        "control_socket_disable": True,
     }
 
 

@@ -5,7 +5,6 @@
 import shutil
 import sys
 
-import pandas as pd
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -23,7 +22,7 @@ def main(output_dir: str) -> None:
         model,
         output_dir,
         serialization_format="skops",
-        signature=infer_signature(example, pd.Series(model.predict(example))),
+        signature=infer_signature(example, model.predict(example)),
         input_example=example,
     )
     print(f"saved demo model to {output_dir}")
