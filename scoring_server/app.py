@@ -11,6 +11,7 @@ from .config import ServerConfig, load_config
 from .error_handlers import register_error_handlers
 from .model_slot import ModelSlot
 from .routes import health, scoring
+from .serving_input_check import check_serving_input_example
 
 _logger = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
             raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
         model = load_model(config.model_uri)
         _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
+    if config.check_serving_input:
+        check_serving_input_example(model)
+        _logger.info("The model scores its serving input example")
     app = Flask("scoring_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config

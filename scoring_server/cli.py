@@ -1,4 +1,4 @@
-"""The ``scoring-server`` command line: ``serve`` and ``predict``.
+"""The ``scoring-server`` command line: ``serve``, ``predict`` and ``validate``.
 
 The flags of ``serve`` (``-m -h -p -w -t``) are a contract other tools rely on; ``-h`` is
 the host, so help is ``--help`` only.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from flavors import load_model
+from flavors import LoadedModel, load_model
 from flavors.errors import ModelLoadError
 
 from . import __version__, content_types
@@ -19,6 +19,7 @@ from .app import create_app
 from .config import ConfigError, load_config
 from .errors import ScoringError
 from .pipeline import score
+from .serving_input_check import ServingInputCheckError, check_serving_input_example
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 _CONTEXT = {"help_option_names": ["--help"]}
@@ -40,15 +41,20 @@ def main() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML configuration file.")
 @click.option("--expose-stack-traces/--no-expose-stack-traces", default=None,
               help="Send the server-side stack trace of model errors to clients (off by default).")
-def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces) -> None:
+@click.option("--check-serving-input/--no-check-serving-input", default=None,
+              help="Score the model's saved serving input example before serving; refuse to start if it fails.")
+def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .server import run
 
     config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
-                     timeout=timeout, expose_stack_traces=expose_stack_traces)
+                     timeout=timeout, expose_stack_traces=expose_stack_traces,
+                     check_serving_input=check_serving_input)
     logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)
+    except ServingInputCheckError as exc:
+        raise click.ClickException(f"refusing to serve: {exc}") from None
     except (ModelLoadError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
     run(app, config)
@@ -62,10 +68,7 @@ def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_tra
               help="Format of the input.")
 def predict(model_uri, input_path, output_path, content_type) -> None:
     """Score a file (or stdin) exactly as the server would, writing {"predictions": ...}."""
-    try:
-        model = load_model(model_uri)
-    except ModelLoadError as exc:
-        raise click.ClickException(f"cannot load model {model_uri!r}: {exc}") from None
+    model = _load(model_uri)
     body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
     try:
         result = score(model, body, _BATCH_TYPES[content_type])
@@ -75,6 +78,24 @@ def predict(model_uri, input_path, output_path, content_type) -> None:
         Path(output_path).write_bytes(result + b"\n")
     else:
         sys.stdout.buffer.write(result + b"\n")
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True, help="Model directory or file:// URI.")
+def validate(model_uri) -> None:
+    """Score the model's saved serving input example through the full server path."""
+    try:
+        result = check_serving_input_example(_load(model_uri))
+    except ServingInputCheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"OK: {model_uri} scores its serving input example: {result.decode()}")
+
+
+def _load(model_uri: str) -> LoadedModel:
+    try:
+        return load_model(model_uri)
+    except ModelLoadError as exc:
+        raise click.ClickException(f"cannot load model {model_uri!r}: {exc}") from None
 
 
 def _config(config_path, **overrides):

@@ -32,6 +32,7 @@ class ServerConfig:
     expose_stack_traces: bool
     max_request_bytes: int
     log_level: str
+    check_serving_input: bool
 
 
 class ServerConfigSchema(Schema):
@@ -50,6 +51,7 @@ class ServerConfigSchema(Schema):
     log_level = fields.String(
         load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"])
     )
+    check_serving_input = fields.Boolean(load_default=False)
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -25,6 +25,7 @@ class RunningServer:
     """A `scoring-server serve` process on a free loopback port."""
 
     def __init__(self, model_dir: Path | str, *extra: str, workers: int = 2, env: dict | None = None) -> None:
+        self.model_dir = model_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "scoring_server", "serve", "-m", str(model_dir),

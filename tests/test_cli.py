@@ -61,3 +61,45 @@ def test_version_flag_prints_the_version():
     from scoring_server import __version__
 
     assert __version__ in run_cli("--version").stdout
+
+
+def broken_iris(tmp_path):
+    """The iris fixture with a serving input example that no longer fits its signature."""
+    import shutil
+
+    model = tmp_path / "iris"
+    shutil.copytree(IRIS, model)
+    example = model / "serving_input_example.json"
+    example.write_text(example.read_text().replace("sepal_length", "sepal_len"))
+    return model
+
+
+def test_validate_reports_success_with_the_predictions():
+    result = run_cli("validate", "-m", str(IRIS))
+    assert result.returncode == 0, result.stderr
+    assert 'OK' in result.stdout and '{"predictions":[0,0,0]}' in result.stdout
+
+
+def test_validate_reports_the_exact_failure(tmp_path):
+    result = run_cli("validate", "-m", str(broken_iris(tmp_path)))
+    assert result.returncode == 1
+    assert "400 INVALID_PARAMETER_VALUE" in result.stderr and "['sepal_length']" in result.stderr
+
+
+def test_validate_without_an_example_says_so():
+    result = run_cli("validate", "-m", str(FIXTURES / "iris_nosig"))
+    assert result.returncode == 1 and "no saved serving input example" in result.stderr
+
+
+def test_serve_refuses_to_start_when_the_startup_check_fails(tmp_path):
+    result = run_cli("serve", "-m", str(broken_iris(tmp_path)), "--check-serving-input", "-p", "0")
+    assert result.returncode == 1
+    assert "refusing to serve" in result.stderr and "INVALID_PARAMETER_VALUE" in result.stderr
+
+
+def test_serve_starts_when_the_startup_check_passes():
+    from .conftest import RunningServer
+
+    server = RunningServer(IRIS, "--check-serving-input", workers=1)
+    output = server.stop()
+    assert "scores its serving input example" in output
