@@ -115,7 +115,7 @@ def _columns_frame(value: Any, input_schema: Schema) -> pd.DataFrame:
         )
     columns = {name: column if isinstance(column, list) else [column] for name, column in value.items()}
     if len({len(column) for column in columns.values()}) > 1:
-        raise invalid_input("Failed to parse data as TF serving input: all columns must have the same length.")
+        raise invalid_parameter("Failed to enforce schema: all input columns must have the same length.")
     return pd.DataFrame(columns)
 
 

@@ -11,6 +11,11 @@ from flavors.signature import ColSpec, ScalarType, Schema
 from ..errors import ScoringError, invalid_input, invalid_parameter
 from .values import ConversionError, convert_series
 
+# Scalar types whose numpy dtype alone proves a column needs no conversion.
+_NUMPY_DTYPES = {
+    "double": np.dtype(np.float64), "float": np.dtype(np.float32), "long": np.dtype(np.int64),
+    "integer": np.dtype(np.int32), "boolean": np.dtype(bool), "datetime": np.dtype("datetime64[ns]"),
+}
 _PANDAS_DTYPE_NAMES = {
     "double": "float64", "float": "float32", "long": "int64", "integer": "int32", "boolean": "bool",
     "string": "object", "binary": "object", "datetime": "datetime64[ns]",
@@ -28,7 +33,15 @@ def enforce_column_schema(data: Any, schema: Schema) -> pd.DataFrame:
         note = f" Note that there were extra inputs: {extra}." if extra else ""
         raise invalid_parameter(f"Failed to enforce schema. Model is missing inputs {missing}.{note}")
     present = [spec for spec in schema.specs if spec.name in frame.columns]
+    selected = frame if list(frame.columns) == [spec.name for spec in present] else frame[[s.name for s in present]]
+    if all(_already_typed(dtype, spec) for dtype, spec in zip(selected.dtypes, present)):
+        return selected
     return pd.DataFrame({spec.name: _convert_column(frame[spec.name], spec) for spec in present}, index=frame.index)
+
+
+def _already_typed(dtype: np.dtype, spec: ColSpec) -> bool:
+    """Whether a column already holds the spec's type, so conversion can be skipped."""
+    return isinstance(spec.type, ScalarType) and _NUMPY_DTYPES.get(spec.type.name) == dtype
 
 
 def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:

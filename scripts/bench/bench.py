@@ -1,0 +1,268 @@
+"""Throughput benchmark: scoring-server against the bare floor app and `mlflow models serve`.
+
+Each target runs on its own loopback port with the same worker count; wrk drives them in
+interleaved rounds (every scenario on every target, round after round), and the report gives
+the median requests/s and latencies over the rounds, with ratios side by side.
+
+    python scripts/bench/bench.py [--rounds 3] [--duration 10] [--mlflow-python .bench/mlflow/bin/python]
+
+Run it through scripts/bench.sh on a fresh machine: that creates the environments first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "tests" / "fixtures" / "mlflow-models"
+COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request shape, sent by wrk with a number of connections."""
+
+    name: str
+    body: str
+    content_type: str = "application/json"
+    connections: int = 16
+    model: str = "iris"
+
+
+def _split(rows: int) -> str:
+    return json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [ROW] * rows}})
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("split-1row", _split(1)),
+        Scenario("split-1row-nosig", _split(1), model="iris_nosig"),
+        Scenario("split-1000rows", _split(1000)),
+        Scenario("csv-1000rows", ",".join(COLUMNS) + "\n" + "\n".join([",".join(map(str, ROW))] * 1000) + "\n",
+                 "text/csv"),
+        Scenario("records-100rows", json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROW))] * 100})),
+        Scenario("split-1row-64conn", _split(1), connections=64),
+    )
+}
+
+
+@dataclass
+class Target:
+    """A server under test: how to start it for a model directory."""
+
+    name: str
+    command: callable
+    env: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    port: int = 0
+    model: str = ""
+
+    def start(self, model: str, workers: int) -> None:
+        self.stop()
+        self.port, self.model = _free_port(), model
+        self.process = subprocess.Popen(
+            self.command(MODELS / model, self.port, workers), cwd=REPO, env={**os.environ, **self.env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        _wait_for_ping(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.process = None
+
+    def worker_rss_mib(self) -> list[float]:
+        """Resident memory of each worker (the master's children and their children)."""
+        return [_rss_mib(pid) for pid in _descendants(self.process.pid) if _rss_mib(pid) > 0]
+
+
+def ours(python: str, extra_args: list[str]):
+    return lambda model, port, workers: [python, "-m", "scoring_server", "serve", "-m", str(model), "-h", "127.0.0.1",
+                                         "-p", str(port), "-w", str(workers), *extra_args]
+
+
+def floor(python: str):
+    def command(model, port, workers):
+        return [python, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir",
+                str(REPO / "scripts" / "bench"), "--no-control-socket", "floor_app:app"]
+    return command
+
+
+def mlflow(python: str):
+    return lambda model, port, workers: [python, "-m", "mlflow", "models", "serve", "-m", str(model), "-h",
+                                         "127.0.0.1", "-p", str(port), "-w", str(workers), "--env-manager", "local"]
+
+
+# The floor app loads the iris estimator from the plain pickle of the iris_nosig fixture.
+FLOOR_ENV = {"BENCH_MODEL_PICKLE": str(MODELS / "iris_nosig" / "model.pkl")}
+
+
+def run_wrk(port: int, scenario: Scenario, duration: int, threads: int) -> dict:
+    """One wrk run; returns requests/s, p50 and p99 latency (ms) and the count of non-2xx answers."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {_lua_string(scenario.body)}\n"
+            f'wrk.headers["Content-Type"] = "{scenario.content_type}"\n'
+        )
+    try:
+        output = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{scenario.connections}", f"-d{duration}s", "--latency", "-s", script.name,
+             f"http://127.0.0.1:{port}/invocations"], capture_output=True, text=True, check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": _latency_ms(output, "50%"),
+        "p99": _latency_ms(output, "99%"),
+        "errors": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", output)) else 0,
+    }
+
+
+def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, duration: int, workers: int,
+              threads: int) -> tuple[dict, dict]:
+    """Interleaved rounds; returns results[scenario][target] = list of runs, and worker memory."""
+    results: dict = {s.name: {t.name: [] for t in targets} for s in scenarios}
+    memory: dict = {}
+    for round_number in range(1, rounds + 1):
+        for scenario in scenarios:
+            for target in targets:
+                target.start(scenario.model, workers)
+                run_wrk(target.port, scenario, 2, threads)  # warm-up
+                result = run_wrk(target.port, scenario, duration, threads)
+                results[scenario.name][target.name].append(result)
+                if scenario.name == "split-1row" and round_number == 1:
+                    memory[target.name] = target.worker_rss_mib()
+                target.stop()
+                print(f"round {round_number} {scenario.name:18} {target.name:7} {result['rps']:9.1f} req/s "
+                      f"p50 {result['p50']:7.2f} ms p99 {result['p99']:7.2f} ms errors {result['errors']}",
+                      flush=True)
+    return results, memory
+
+
+def report(results: dict, memory: dict, target_names: list[str]) -> str:
+    """A markdown table of medians and ratios against the floor app and MLflow."""
+    lines = ["| scenario | connections | " + " | ".join(f"{t} req/s" for t in target_names)
+             + " | ours/floor | ours/mlflow | ours p50 / p99 ms | floor p50 / p99 ms |",
+             "|---" * (4 + len(target_names) + 2) + "|"]
+    for name, by_target in results.items():
+        med = {t: statistics.median(r["rps"] for r in runs) for t, runs in by_target.items() if runs}
+        lat = {t: (statistics.median(r["p50"] for r in runs), statistics.median(r["p99"] for r in runs))
+               for t, runs in by_target.items() if runs}
+        ratio = lambda other: f"{med['ours'] / med[other]:.2f}×" if other in med and med.get(other) else "–"
+        cells = [f"{med[t]:,.0f}" if t in med else "–" for t in target_names]
+        lat_cell = lambda t: f"{lat[t][0]:.2f} / {lat[t][1]:.2f}" if t in lat else "–"
+        lines.append(f"| {name} | {SCENARIOS[name].connections} | " + " | ".join(cells)
+                     + f" | {ratio('floor')} | {ratio('mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
+    lines.append("")
+    for target, values in memory.items():
+        lines.append(f"- worker RSS, {target}: " + ", ".join(f"{v:.1f} MiB" for v in values))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS))
+    parser.add_argument("--mlflow-python", help="python of a virtualenv with mlflow installed (omit to skip MLflow)")
+    parser.add_argument("--ours-args", default="", help="extra `scoring-server serve` arguments")
+    parser.add_argument("--output", help="write the markdown table to this file too")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install wrk); scripts/bench.sh installs it")
+
+    targets = [Target("ours", ours(sys.executable, args.ours_args.split())),
+               Target("floor", floor(sys.executable), env=FLOOR_ENV)]
+    if args.mlflow_python:
+        bin_dir = str(Path(args.mlflow_python).parent)
+        targets.append(Target("mlflow", mlflow(args.mlflow_python),
+                              env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}))
+    scenarios = [SCENARIOS[name] for name in args.scenarios.split(",")]
+    try:
+        results, memory = benchmark(targets, scenarios, args.rounds, args.duration, args.workers, args.threads)
+    finally:
+        for target in targets:
+            target.stop()
+    table = report(results, memory, [t.name for t in targets])
+    print("\n" + table)
+    if args.output:
+        Path(args.output).write_text(table + "\n")
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def _latency_ms(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_ping(port: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} did not answer /ping")
+
+
+def _descendants(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            child = int(stat.parent.name)
+            children += [child, *_descendants(child)]
+    return children
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+if __name__ == "__main__":
+    main()
