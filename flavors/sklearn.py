@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import pandas as pd
 
+from flavors.base import ArrayInput
 from flavors.code_paths import add_code_to_sys_path, copy_code_paths
 from flavors.errors import ModelLoadError, UntrustedTypesError
 from flavors.mlflow_aliases import load_pickle
@@ -31,12 +34,43 @@ class SklearnPredictor:
     def __init__(self, estimator: Any, method: str) -> None:
         self.estimator = estimator
         self._predict = getattr(estimator, method)
+        self.array_input = _array_input(estimator)
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         """``estimator.<method>(data)``; a dict of columns becomes a DataFrame; no ``params``."""
         if isinstance(data, dict):
-            data = pd.DataFrame(data)
+            data = pd.DataFrame({name: np.atleast_1d(column) for name, column in data.items()})
         return self._predict(data)
+
+
+# scikit-learn estimators that select or transform columns by name, or run user code on the
+# input: they may answer differently (or fail) when given an array instead of a DataFrame.
+_NAME_DEPENDENT = {"ColumnTransformer", "FunctionTransformer", "TransformedTargetRegressor"}
+
+
+def _array_input(estimator: Any) -> ArrayInput | None:
+    """The columns for which a float matrix is as good as a DataFrame, for plain scikit-learn models.
+
+    A model fitted on a DataFrame checks the column names of a DataFrame and converts it to an
+    array; given the same values as an array it computes the same thing (and would only warn
+    that the names are missing, which is silenced here).
+    """
+    if not _plain_sklearn(estimator):
+        return None
+    nested = [value for value in estimator.get_params(deep=True).values() if hasattr(value, "fit")]
+    if not all(_plain_sklearn(part) for part in nested):
+        return None
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not isinstance(n_features, int):
+        return None
+    names = getattr(estimator, "feature_names_in_", None)
+    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+    return ArrayInput(n_features, tuple(str(n) for n in names) if names is not None else None)
+
+
+def _plain_sklearn(estimator: Any) -> bool:
+    kind = type(estimator)
+    return kind.__module__.startswith("sklearn.") and kind.__name__ not in _NAME_DEPENDENT
 
 
 class SklearnFlavor:

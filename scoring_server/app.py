@@ -10,6 +10,7 @@ from flavors import LoadedModel, load_model
 from .config import ServerConfig, load_config
 from .error_handlers import register_error_handlers
 from .model_slot import ModelSlot
+from .pipeline import Scorer
 from .routes import health, scoring
 from .serving_input_check import check_serving_input_example
 
@@ -25,13 +26,14 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
             raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
         model = load_model(config.model_uri)
         _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
+    scorer = Scorer(model)
     if config.check_serving_input:
-        check_serving_input_example(model)
+        check_serving_input_example(scorer)
         _logger.info("The model scores its serving input example")
     app = Flask("scoring_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config
-    app.extensions["model_slot"] = ModelSlot(model)
+    app.extensions["model_slot"] = ModelSlot(scorer)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
     register_error_handlers(app)

@@ -18,7 +18,7 @@ from . import __version__, content_types
 from .app import create_app
 from .config import ConfigError, load_config
 from .errors import ScoringError
-from .pipeline import score
+from .pipeline import Scorer
 from .serving_input_check import ServingInputCheckError, check_serving_input_example
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -71,7 +71,7 @@ def predict(model_uri, input_path, output_path, content_type) -> None:
     model = _load(model_uri)
     body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
     try:
-        result = score(model, body, _BATCH_TYPES[content_type])
+        result = Scorer(model).score(body, _BATCH_TYPES[content_type])
     except ScoringError as exc:
         raise click.ClickException(f"{exc.error_code}: {exc.message}") from None
     if output_path:
@@ -85,7 +85,7 @@ def predict(model_uri, input_path, output_path, content_type) -> None:
 def validate(model_uri) -> None:
     """Score the model's saved serving input example through the full server path."""
     try:
-        result = check_serving_input_example(_load(model_uri))
+        result = check_serving_input_example(Scorer(_load(model_uri)))
     except ServingInputCheckError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"OK: {model_uri} scores its serving input example: {result.decode()}")

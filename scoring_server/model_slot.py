@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from flask import current_app
 
-from flavors import LoadedModel
+from .pipeline import Scorer
 
 
 class ModelSlot:
-    """Holds the loaded model of one app; empty until a model is loaded."""
+    """Holds the scorer (model plus per-model request plan) of one app; empty until loaded."""
 
-    def __init__(self, model: LoadedModel | None = None) -> None:
-        self.model = model
+    def __init__(self, scorer: Scorer | None = None) -> None:
+        self.scorer = scorer
 
     @property
     def ready(self) -> bool:
-        return self.model is not None
+        return self.scorer is not None
 
 
 def current_slot() -> ModelSlot:

@@ -3,27 +3,28 @@ from __future__ import annotations
 
 import json
 
-from flavors import LoadedModel, load_serving_input_example
+from flavors import load_serving_input_example
 
 from . import content_types
 from .errors import ScoringError
-from .pipeline import score
+from .pipeline import Scorer
 
 
 class ServingInputCheckError(ValueError):
     """The model cannot score its own serving input example."""
 
 
-def check_serving_input_example(model: LoadedModel) -> bytes:
+def check_serving_input_example(scorer: Scorer) -> bytes:
     """Score the example exactly as ``/invocations`` would; return the response body.
 
     Raises :class:`ServingInputCheckError` when there is no example or scoring it fails.
     """
+    model = scorer.model
     example = load_serving_input_example(model.metadata)
     if example is None:
         raise ServingInputCheckError(f"{model.metadata.path} has no saved serving input example to check")
     try:
-        return score(model, json.dumps(example).encode(), content_types.JSON)
+        return scorer.score(json.dumps(example).encode(), content_types.JSON)
     except ScoringError as exc:
         raise ServingInputCheckError(
             f"the serving input example of {model.metadata.path} fails: {exc.status} {exc.error_code}: {exc.message}"

@@ -5,7 +5,6 @@ from flask import Blueprint, Response, request
 
 from ..errors import ScoringError, TEMPORARILY_UNAVAILABLE
 from ..model_slot import current_slot
-from ..pipeline import score
 
 blueprint = Blueprint("scoring", __name__)
 
@@ -13,8 +12,8 @@ blueprint = Blueprint("scoring", __name__)
 @blueprint.post("/invocations")
 def invocations() -> Response:
     """Score the request body with the loaded model."""
-    model = current_slot().model
-    if model is None:
+    scorer = current_slot().scorer
+    if scorer is None:
         raise ScoringError("The model is not loaded yet.", TEMPORARILY_UNAVAILABLE, status=503)
-    body = score(model, request.get_data(cache=False), request.headers.get("Content-Type"))
+    body = scorer.score(request.get_data(cache=False), request.headers.get("Content-Type"))
     return Response(body, mimetype="application/json")

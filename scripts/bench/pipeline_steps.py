@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 from flavors import load_model  # noqa: E402
 from scoring_server.decoding import decode_body  # noqa: E402
 from scoring_server.encoding import encode_predictions  # noqa: E402
-from scoring_server.pipeline import score  # noqa: E402
+from scoring_server.pipeline import Scorer  # noqa: E402
 from scoring_server.schema import enforce_input_schema, enforce_params  # noqa: E402
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -33,13 +33,14 @@ def step_times(model_name: str, rows: int, repeat: int, number: int) -> dict[str
     request = decode_body(body, "application/json", signature)
     data = enforce_input_schema(request.data, signature.inputs if signature else None)
     predictions = model.predict(data)
+    scorer = Scorer(model)
     steps = {
         "decode": lambda: decode_body(body, "application/json", signature),
         "enforce": lambda: (enforce_input_schema(request.data, signature.inputs if signature else None),
                             enforce_params(request.params, signature.params if signature else None)),
         "predict": lambda: model.predict(data),
         "encode": lambda: encode_predictions(predictions),
-        "whole pipeline": lambda: score(model, body, "application/json"),
+        "whole pipeline": lambda: scorer.score(body, "application/json"),
     }
     return {name: statistics.median(timeit.repeat(step, repeat=repeat, number=number)) / number * 1e6
             for name, step in steps.items()}

@@ -219,3 +219,25 @@ def test_pickled_model_imports_its_classes_from_the_models_code_directory(
 
     assert mlmodel(tmp_path / "model")["flavors"]["sklearn"]["code"] == "code"
     np.testing.assert_array_equal(model.predict(features), pipeline_with_custom_step.predict(features))
+
+
+def test_array_input_is_promised_only_for_plain_sklearn_estimators(tmp_path, iris):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from flavors import load_model
+
+    features, target = iris
+    plain = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, target)
+    by_name = make_pipeline(
+        ColumnTransformer([("scale", StandardScaler(), list(features.columns))]), LogisticRegression(max_iter=500)
+    ).fit(features, target)
+    save_model(plain, tmp_path / "plain")
+    save_model(by_name, tmp_path / "by_name")
+    promise = load_model(str(tmp_path / "plain")).array_input
+    assert promise.column_names == tuple(features.columns)
+    assert promise.matches(list(features.columns)) and not promise.matches(list(features.columns)[::-1])
+    assert load_model(str(tmp_path / "by_name")).array_input is None
+    np.testing.assert_array_equal(load_model(str(tmp_path / "plain")).predict(features.to_numpy()),
+                                  plain.predict(features))
