@@ -9,12 +9,23 @@ from flavors import LoadedModel, load_model
 
 from .config import ServerConfig, load_config
 from .error_handlers import register_error_handlers
+from .batching import AdaptiveBatcher
 from .model_slot import ModelSlot
+from .prediction import predict
 from .pipeline import Scorer
 from .routes import health, scoring
 from .serving_input_check import check_serving_input_example
 
 _logger = logging.getLogger(__name__)
+
+
+def make_batcher(model: LoadedModel, config: ServerConfig) -> AdaptiveBatcher | None:
+    """A batcher when threads can bring concurrent requests and the model's rows are independent."""
+    wanted = config.batching == "on" or (config.batching == "auto" and model.row_independent)
+    if config.threads < 2 or not wanted:
+        return None
+    return AdaptiveBatcher(lambda data, params: predict(model, data, params), config.max_batch_size,
+                           config.max_batch_time_ms)
 
 
 def create_app(config: ServerConfig | None = None, model: LoadedModel | None = None) -> Flask:
@@ -26,7 +37,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
             raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
         model = load_model(config.model_uri)
         _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
-    scorer = Scorer(model)
+    scorer = Scorer(model, make_batcher(model, config))
     if config.check_serving_input:
         check_serving_input_example(scorer)
         _logger.info("The model scores its serving input example")

@@ -43,13 +43,20 @@ def main() -> None:
               help="Send the server-side stack trace of model errors to clients (off by default).")
 @click.option("--check-serving-input/--no-check-serving-input", default=None,
               help="Score the model's saved serving input example before serving; refuse to start if it fails.")
-def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input) -> None:
+@click.option("--threads", type=int, help="Threads per worker (default 1); above 1 enables batching.")
+@click.option("--batching", type=click.Choice(["auto", "on", "off"]),
+              help="Adaptive batching of concurrent requests (default auto: scikit-learn models).")
+@click.option("--max-batch-size", type=int, help="Largest merged batch in rows (default 64).")
+@click.option("--max-batch-time-ms", type=float, help="Longest wait for a batch to fill (default 5).")
+def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input,
+          threads, batching, max_batch_size, max_batch_time_ms) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .server import run
 
     config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
                      timeout=timeout, expose_stack_traces=expose_stack_traces,
-                     check_serving_input=check_serving_input)
+                     check_serving_input=check_serving_input, threads=threads, batching=batching,
+                     max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms)
     logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)

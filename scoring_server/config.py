@@ -33,6 +33,10 @@ class ServerConfig:
     max_request_bytes: int
     log_level: str
     check_serving_input: bool
+    threads: int
+    batching: str
+    max_batch_size: int
+    max_batch_time_ms: float
 
 
 class ServerConfigSchema(Schema):
@@ -52,6 +56,10 @@ class ServerConfigSchema(Schema):
         load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"])
     )
     check_serving_input = fields.Boolean(load_default=False)
+    threads = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]))
+    max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1))
+    max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0))
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

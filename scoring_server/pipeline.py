@@ -15,6 +15,7 @@ from .decoding.json_body import parse_json
 from .decoding.json_formats import PARAMS_KEY, decode_json_payload
 from .encoding import encode_predictions
 from .errors import ScoringError, invalid_input
+from .batching import AdaptiveBatcher
 from .fast_path import NumericFastPath
 from .prediction import predict
 
@@ -26,15 +27,25 @@ _logger = logging.getLogger(__name__)
 class Scorer:
     """Scores request bodies for one loaded model; per-model decisions are made once, here."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, batcher: AdaptiveBatcher | None = None) -> None:
         self.model = model
         self.signature = model.metadata.signature
         self.fast_path = NumericFastPath.for_model(model)
+        self.batcher = batcher
 
     def score(self, body: bytes, content_type: str | None) -> bytes:
         """Score one request body and return the JSON response body; raises :class:`ScoringError`."""
-        request = self.prepare(body, content_type)
-        raw = predict(self.model, request.data, request.params)
+        if self.batcher is None:
+            request = self.prepare(body, content_type)
+            raw = predict(self.model, request.data, request.params)
+        else:
+            self.batcher.arriving()
+            try:
+                request = self.prepare(body, content_type)
+            except BaseException:
+                self.batcher.abandon()
+                raise
+            raw = self.batcher.predict(request.data, request.params)
         return encode_predictions(raw, wrap=not request.unwrapped)
 
     def prepare(self, body: bytes, content_type: str | None) -> DecodedRequest:

@@ -42,6 +42,7 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
     return {
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
+        "threads": config.threads,
         "timeout": config.timeout,
         "loglevel": config.log_level,
         "errorlog": "-",

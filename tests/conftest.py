@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +31,10 @@ class RunningServer:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "scoring_server", "serve", "-m", str(model_dir),
                "-h", "127.0.0.1", "-p", str(self.port), "-w", str(workers), *extra]
+        # A file, not a pipe: a chatty server must never block on a full pipe nobody reads.
+        self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
-            cmd, cwd=REPO, env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )
         self._wait_ready()
 
@@ -40,7 +42,7 @@ class RunningServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.process.stdout.read()}")
+                raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
                 if requests.get(f"{self.url}/ping", timeout=1).status_code == 200:
                     return
@@ -59,14 +61,19 @@ class RunningServer:
             headers["Content-Type"] = content_type
         return requests.post(f"{self.url}{path}", data=body, headers=headers, timeout=30)
 
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
     def stop(self) -> str:
+        """Stop the server and return everything it printed."""
         self.process.terminate()
         try:
-            output, _ = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            output, _ = self.process.communicate()
-        return output
+            self.process.wait()
+        return self.output()
 
 
 @pytest.fixture(scope="session")

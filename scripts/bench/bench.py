@@ -41,6 +41,7 @@ class Scenario:
     content_type: str = "application/json"
     connections: int = 16
     model: str = "iris"
+    ours_args: tuple[str, ...] = ()
 
 
 def _split(rows: int) -> str:
@@ -56,7 +57,8 @@ SCENARIOS = {
         Scenario("csv-1000rows", ",".join(COLUMNS) + "\n" + "\n".join([",".join(map(str, ROW))] * 1000) + "\n",
                  "text/csv"),
         Scenario("records-100rows", json.dumps({"dataframe_records": [dict(zip(COLUMNS, ROW))] * 100})),
-        Scenario("split-1row-64conn", _split(1), connections=64),
+        # 64 concurrent clients: threaded workers with adaptive batching (on by default for sklearn).
+        Scenario("split-1row-64conn", _split(1), connections=64, ours_args=("--threads", "32")),
     )
 }
 
@@ -72,11 +74,12 @@ class Target:
     port: int = 0
     model: str = ""
 
-    def start(self, model: str, workers: int) -> None:
+    def start(self, scenario: Scenario, workers: int) -> None:
         self.stop()
-        self.port, self.model = _free_port(), model
+        self.port, self.model = _free_port(), scenario.model
+        extra = list(scenario.ours_args) if self.name == "ours" else []
         self.process = subprocess.Popen(
-            self.command(MODELS / model, self.port, workers), cwd=REPO, env={**os.environ, **self.env},
+            self.command(MODELS / scenario.model, self.port, workers) + extra, cwd=REPO, env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         _wait_for_ping(self.port, self.process)
@@ -147,7 +150,7 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
     for round_number in range(1, rounds + 1):
         for scenario in scenarios:
             for target in targets:
-                target.start(scenario.model, workers)
+                target.start(scenario, workers)
                 run_wrk(target.port, scenario, 2, threads)  # warm-up
                 result = run_wrk(target.port, scenario, duration, threads)
                 results[scenario.name][target.name].append(result)

@@ -1,0 +1,173 @@
+"""Adaptive batching: concurrent requests of a threaded worker merged into one ``predict`` call.
+
+Request threads hand their validated input to the batcher and wait. One batching thread per
+worker process takes what is queued, keeps collecting while other requests are still being
+decoded (at most ``max_batch_time_ms``, at most ``max_batch_size`` rows), merges inputs that
+share the same params and kind, predicts once, and hands each request its own rows of the
+result. A lone request is predicted at once, so batching adds no latency when there is no
+concurrency. If a merged call fails, or its result cannot be split by rows, every request of
+that batch is predicted on its own, so one bad request never fails the others.
+
+Only for models whose predictions are row-independent (see ``LoadedModel.row_independent``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_logger = logging.getLogger(__name__)
+
+Predict = Callable[[Any, "dict | None"], Any]
+
+
+@dataclass
+class _Pending:
+    """One request waiting for its predictions."""
+
+    data: Any
+    params: dict | None
+    rows: int
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class AdaptiveBatcher:
+    """Merges concurrent ``predict`` calls of one model in one worker process."""
+
+    def __init__(self, predict: Predict, max_batch_size: int, max_batch_time_ms: float) -> None:
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_batch_time = max_batch_time_ms / 1000
+        self._reset()
+        # gunicorn forks workers after the app (and this batcher) is built: each starts afresh.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._arriving = 0
+        self._thread: threading.Thread | None = None
+
+    def arriving(self) -> None:
+        """A request started decoding: worth waiting for if a batch is being collected."""
+        with self._condition:
+            self._arriving += 1
+
+    def predict(self, data: Any, params: dict | None) -> Any:
+        """Predictions for ``data``, possibly computed together with other requests' rows."""
+        rows = _row_count(data)
+        if rows is None:
+            self.abandon()
+            return self._predict(data, params)
+        pending = _Pending(data, params, rows)
+        with self._condition:
+            self._arriving = max(self._arriving - 1, 0)
+            self._ensure_thread()
+            self._queue.append(pending)
+            self._condition.notify_all()
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def abandon(self) -> None:
+        """A request that announced itself will not join a batch (it failed, or cannot be merged)."""
+        with self._condition:
+            self._arriving = max(self._arriving - 1, 0)
+            self._condition.notify_all()
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="adaptive-batcher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._collect()
+            for group in _groups(batch):
+                self._predict_group(group)
+
+    def _collect(self) -> list[_Pending]:
+        with self._condition:
+            while not self._queue:
+                self._condition.wait()
+            deadline = time.monotonic() + self.max_batch_time
+            while (self._arriving > 0 and sum(p.rows for p in self._queue) < self.max_batch_size
+                   and (remaining := deadline - time.monotonic()) > 0):
+                self._condition.wait(remaining)
+            batch, rows = [], 0
+            while self._queue and (not batch or rows + self._queue[0].rows <= self.max_batch_size):
+                rows += self._queue[0].rows
+                batch.append(self._queue.pop(0))
+            return batch
+
+    def _predict_group(self, group: list[_Pending]) -> None:
+        if len(group) > 1:
+            try:
+                result = self._predict(_merge([p.data for p in group]), group[0].params)
+                parts = _split(result, [p.rows for p in group])
+            except Exception:  # noqa: BLE001 - fall back to one call per request
+                parts = None
+            if parts is not None:
+                _logger.debug("Predicted %d requests (%d rows) in one call", len(group), sum(p.rows for p in group))
+                for pending, part in zip(group, parts):
+                    pending.finish(part)
+                return
+        for pending in group:
+            try:
+                pending.finish(self._predict(pending.data, pending.params))
+            except BaseException as exc:  # handed to the request's own thread
+                pending.finish(error=exc)
+
+
+def _row_count(data: Any) -> int | None:
+    """Rows of a batchable input (a 2-D array or a DataFrame); None for anything else."""
+    if isinstance(data, np.ndarray) and data.ndim == 2 or isinstance(data, pd.DataFrame):
+        return len(data)
+    return None
+
+
+def _groups(batch: list[_Pending]) -> list[list[_Pending]]:
+    """Requests that may share one call: same params, same input kind and columns."""
+    groups: dict[tuple, list[_Pending]] = {}
+    for pending in batch:
+        groups.setdefault(_group_key(pending), []).append(pending)
+    return list(groups.values())
+
+
+def _group_key(pending: _Pending) -> tuple:
+    params = json.dumps(pending.params, sort_keys=True, default=str)
+    data = pending.data
+    if isinstance(data, pd.DataFrame):
+        return params, "frame", tuple(data.columns), tuple(map(str, data.dtypes))
+    return params, "array", data.dtype.str, data.shape[1:]
+
+
+def _merge(parts: list[Any]) -> Any:
+    if isinstance(parts[0], pd.DataFrame):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate(parts)
+
+
+def _split(result: Any, sizes: list[int]) -> list[Any] | None:
+    """Each request's rows of a merged result; None when the result does not have one row per input row."""
+    if not isinstance(result, (np.ndarray, pd.DataFrame, pd.Series, list)) or len(result) != sum(sizes):
+        return None
+    bounds = np.cumsum([0, *sizes])
+    if isinstance(result, (pd.DataFrame, pd.Series)):
+        return [result.iloc[start:end].reset_index(drop=True) for start, end in zip(bounds, bounds[1:])]
+    return [result[start:end] for start, end in zip(bounds, bounds[1:])]
