@@ -37,7 +37,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
             raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
         model = load_model(config.model_uri)
         _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
-    scorer = Scorer(model, make_batcher(model, config))
+    scorer = Scorer(model, make_batcher(model, config), config.protocol)
     if config.check_serving_input:
         check_serving_input_example(scorer)
         _logger.info("The model scores its serving input example")

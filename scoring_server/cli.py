@@ -48,15 +48,17 @@ def main() -> None:
               help="Adaptive batching of concurrent requests (default auto: scikit-learn models).")
 @click.option("--max-batch-size", type=int, help="Largest merged batch in rows (default 64).")
 @click.option("--max-batch-time-ms", type=float, help="Longest wait for a batch to fill (default 5).")
+@click.option("--protocol", type=click.Choice(["mlflow2", "mlflow1", "auto"]),
+              help="Wire protocol generation of the clients (default mlflow2); see docs/migrating-from-mlflow1.md.")
 def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input,
-          threads, batching, max_batch_size, max_batch_time_ms) -> None:
+          threads, batching, max_batch_size, max_batch_time_ms, protocol) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .server import run
 
     config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
                      timeout=timeout, expose_stack_traces=expose_stack_traces,
                      check_serving_input=check_serving_input, threads=threads, batching=batching,
-                     max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms)
+                     max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms, protocol=protocol)
     logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)

@@ -37,6 +37,7 @@ class ServerConfig:
     batching: str
     max_batch_size: int
     max_batch_time_ms: float
+    protocol: str
 
 
 class ServerConfigSchema(Schema):
@@ -60,6 +61,7 @@ class ServerConfigSchema(Schema):
     batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]))
     max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1))
     max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0))
+    protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(["mlflow2", "mlflow1", "auto"]))
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -22,7 +22,19 @@ PROTOCOL_CHANGE_INFO = (
 
 def negotiate(content_type: str | None) -> str:
     """Return the canonical media type this request's body is in, or raise a 415."""
-    media_type, params = _split(content_type or "")
+    media_type, params = split_content_type(content_type or "")
+    check_parameters(params)
+    canonical = canonical_media_type(media_type)
+    if canonical is None:
+        raise unsupported_media_type(
+            "This predictor only supports the following content types: "
+            f"Types: {list(SUPPORTED)}. Got '{content_type or ''}'."
+        )
+    return canonical
+
+
+def check_parameters(params: dict[str, str]) -> None:
+    """Only a UTF-8 ``charset`` is allowed (415 otherwise)."""
     if params.get("charset", "utf-8").lower() != "utf-8":
         raise unsupported_media_type("The scoring server only supports UTF-8")
     unexpected = sorted(set(params) - {"charset"})
@@ -30,16 +42,16 @@ def negotiate(content_type: str | None) -> str:
         raise unsupported_media_type(
             f"Unrecognized content type parameters: {', '.join(unexpected)}. {PROTOCOL_CHANGE_INFO}"
         )
+
+
+def canonical_media_type(media_type: str) -> str | None:
+    """The supported media type ``media_type`` names (aliases resolved), or None."""
     media_type = _ALIASES.get(media_type, media_type)
-    if media_type not in SUPPORTED:
-        raise unsupported_media_type(
-            "This predictor only supports the following content types: "
-            f"Types: {list(SUPPORTED)}. Got '{content_type or ''}'."
-        )
-    return media_type
+    return media_type if media_type in SUPPORTED else None
 
 
-def _split(content_type: str) -> tuple[str, dict[str, str]]:
+def split_content_type(content_type: str) -> tuple[str, dict[str, str]]:
+    """``"a/b; k=v"`` to ``("a/b", {"k": "v"})``, without lower-casing (matching is case-sensitive)."""
     parts = [part.strip() for part in content_type.split(";")]
     params = {key: value for key, _, value in (p.partition("=") for p in parts[1:])}
     return parts[0], params

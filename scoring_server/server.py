@@ -38,8 +38,13 @@ class ScoringServerApplication(BaseApplication):
 
 
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
-    """gunicorn settings derived from the server configuration."""
-    return {
+    """gunicorn settings derived from the server configuration.
+
+    Threaded workers hold at most one keep-alive connection per thread: otherwise the worker that
+    accepts first keeps most of a client's connections and the others sit idle.
+    """
+    threaded = {"worker_connections": config.threads} if config.threads > 1 else {}
+    return {**threaded,
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
         "threads": config.threads,

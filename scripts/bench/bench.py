@@ -192,13 +192,15 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ",".join(SCENARIOS))
     parser.add_argument("--mlflow-python", help="python of a virtualenv with mlflow installed (omit to skip MLflow)")
     parser.add_argument("--ours-args", default="", help="extra `scoring-server serve` arguments")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor app")
     parser.add_argument("--output", help="write the markdown table to this file too")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk); scripts/bench.sh installs it")
 
-    targets = [Target("ours", ours(sys.executable, args.ours_args.split())),
-               Target("floor", floor(sys.executable), env=FLOOR_ENV)]
+    targets = [Target("ours", ours(sys.executable, args.ours_args.split()))]
+    if not args.no_floor:
+        targets.append(Target("floor", floor(sys.executable), env=FLOOR_ENV))
     if args.mlflow_python:
         bin_dir = str(Path(args.mlflow_python).parent)
         targets.append(Target("mlflow", mlflow(args.mlflow_python),
