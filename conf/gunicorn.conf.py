@@ -15,3 +15,10 @@ errorlog = "-"
 loglevel = os.environ.get("SCORING_SERVER_LOG_LEVEL", "info")
 # No gunicornc control socket: its default path is shared by every gunicorn of the user.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Start the worker's background threads (following a models:/ stage or alias)."""
+    from scoring_server.server import start_worker_threads
+
+    start_worker_threads(worker)

@@ -19,6 +19,8 @@ from .app import create_app
 from .config import ConfigError, load_config
 from .errors import ScoringError
 from .pipeline import Scorer
+from .registry import RegistryError
+from .registry.cli import registry as registry_command
 from .serving_input_check import ServingInputCheckError, check_serving_input_example
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
@@ -50,21 +52,26 @@ def main() -> None:
 @click.option("--max-batch-time-ms", type=float, help="Longest wait for a batch to fill (default 5).")
 @click.option("--protocol", type=click.Choice(["mlflow2", "mlflow1", "auto"]),
               help="Wire protocol generation of the clients (default mlflow2); see docs/migrating-from-mlflow1.md.")
+@click.option("--registry", "registry_uri", help="Registry root for models:/ URIs (default $SCORING_REGISTRY_URI).")
+@click.option("--poll-interval", "poll_interval_seconds", type=float,
+              help="Seconds between checks of a models:/ stage or alias being followed (default 5).")
 def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input,
-          threads, batching, max_batch_size, max_batch_time_ms, protocol) -> None:
+          threads, batching, max_batch_size, max_batch_time_ms, protocol, registry_uri,
+          poll_interval_seconds) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .server import run
 
     config = _config(config_path, model_uri=model_uri, host=host, port=port, workers=workers,
                      timeout=timeout, expose_stack_traces=expose_stack_traces,
                      check_serving_input=check_serving_input, threads=threads, batching=batching,
-                     max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms, protocol=protocol)
+                     max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms, protocol=protocol,
+                     registry_uri=registry_uri, poll_interval_seconds=poll_interval_seconds)
     logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)
     except ServingInputCheckError as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from None
-    except (ModelLoadError, ValueError) as exc:
+    except (ModelLoadError, RegistryError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
     run(app, config)
 
@@ -98,6 +105,9 @@ def validate(model_uri) -> None:
     except ServingInputCheckError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"OK: {model_uri} scores its serving input example: {result.decode()}")
+
+
+main.add_command(registry_command)
 
 
 def _load(model_uri: str) -> LoadedModel:

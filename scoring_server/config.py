@@ -38,6 +38,8 @@ class ServerConfig:
     max_batch_size: int
     max_batch_time_ms: float
     protocol: str
+    registry_uri: str | None
+    poll_interval_seconds: float
 
 
 class ServerConfigSchema(Schema):
@@ -62,6 +64,8 @@ class ServerConfigSchema(Schema):
     max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1))
     max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0))
     protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(["mlflow2", "mlflow1", "auto"]))
+    registry_uri = fields.String(load_default=None, allow_none=True)
+    poll_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05))
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

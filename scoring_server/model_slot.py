@@ -1,4 +1,4 @@
-"""Where a worker keeps the model it serves."""
+"""Where a worker keeps the model it serves, swapped atomically when a new version is loaded."""
 from __future__ import annotations
 
 from flask import current_app
@@ -7,7 +7,11 @@ from .pipeline import Scorer
 
 
 class ModelSlot:
-    """Holds the scorer (model plus per-model request plan) of one app; empty until loaded."""
+    """Holds the scorer (model plus per-model request plan) of one app; empty until loaded.
+
+    Requests read ``scorer`` once and keep that object to the end, so a swap never changes the
+    model under a request in flight.
+    """
 
     def __init__(self, scorer: Scorer | None = None) -> None:
         self.scorer = scorer
@@ -15,6 +19,10 @@ class ModelSlot:
     @property
     def ready(self) -> bool:
         return self.scorer is not None
+
+    def install(self, scorer: Scorer) -> None:
+        """Serve ``scorer`` from the next request on (one reference assignment: atomic)."""
+        self.scorer = scorer
 
 
 def current_slot() -> ModelSlot:

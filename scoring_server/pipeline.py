@@ -17,6 +17,7 @@ from .encoding import encode_predictions
 from .errors import BAD_REQUEST, ScoringError, invalid_input
 from .batching import AdaptiveBatcher
 from .fast_path import NumericFastPath
+from .model_source import ModelIdentity
 from .prediction import predict
 
 from .schema import enforce_input_schema, enforce_params
@@ -27,12 +28,14 @@ _logger = logging.getLogger(__name__)
 class Scorer:
     """Scores request bodies for one loaded model; per-model decisions are made once, here.
 
-    ``protocol`` is the wire-protocol generation the model is served with (``protocols``).
+    ``protocol`` is the wire-protocol generation the model is served with (``protocols``);
+    ``identity`` the name and version it answers as.
     """
 
     def __init__(self, model: LoadedModel, batcher: AdaptiveBatcher | None = None,
-                 protocol: str = protocols.MLFLOW2) -> None:
+                 protocol: str = protocols.MLFLOW2, identity: ModelIdentity | None = None) -> None:
         self.model = model
+        self.identity = identity or ModelIdentity(model.metadata.path.name)
         self.signature = model.metadata.signature
         self.fast_path = NumericFastPath.for_model(model)
         self.batcher = batcher

@@ -37,6 +37,13 @@ class ScoringServerApplication(BaseApplication):
         return self.application
 
 
+def start_worker_threads(worker: Any) -> None:
+    """gunicorn ``post_worker_init`` hook: start the per-worker background threads (after the fork)."""
+    follower = worker.wsgi.extensions.get("model_follower")
+    if follower is not None:
+        follower.start()
+
+
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
     """gunicorn settings derived from the server configuration.
 
@@ -52,6 +59,7 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "loglevel": config.log_level,
         "errorlog": "-",
         "proc_name": "scoring-server",
+        "post_worker_init": start_worker_threads,
         # One shared control socket path per user would make two servers on a machine collide.
         "control_socket_disable": True,
     }

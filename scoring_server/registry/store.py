@@ -1,0 +1,248 @@
+"""Registry storage: a small interface, and its embedded implementation on SQLite.
+
+The embedded store keeps a SQLite database (WAL mode, so readers never wait for a writer) and
+the registered model directories side by side under one root. Anything that implements
+:class:`RegistryStore` (a shared database for several machines, say) can replace it.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from .errors import RegistryError
+
+READY = "READY"
+PENDING = "PENDING_REGISTRATION"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A name under which versions of a model are registered."""
+
+    name: str
+    description: str = ""
+    tags: dict = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    aliases: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: a copy of a model directory, with its stage and metadata."""
+
+    name: str
+    version: int
+    source: str
+    stage: str = "None"
+    description: str = ""
+    tags: dict = field(default_factory=dict)
+    status: str = READY
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    path: str = ""
+
+
+class RegistryStore(Protocol):
+    """What the registry needs from its storage; every method is atomic."""
+
+    def create_model(self, name: str, description: str, tags: dict) -> RegisteredModel: ...
+    def get_model(self, name: str) -> RegisteredModel: ...
+    def list_models(self) -> list[RegisteredModel]: ...
+    def update_model(self, name: str, *, description: str | None = None, tags: dict | None = None) -> None: ...
+    def reserve_version(self, name: str, source: str, description: str, tags: dict) -> ModelVersion: ...
+    def complete_version(self, name: str, version: int, path: str) -> ModelVersion: ...
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+    def update_version(self, name: str, version: int, *, stage: str | None = None,
+                       description: str | None = None, tags: dict | None = None,
+                       archive_others_in_stage: bool = False) -> ModelVersion: ...
+    def delete_version(self, name: str, version: int) -> None: ...
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registered_models (
+    name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL REFERENCES registered_models(name), version INTEGER NOT NULL, source TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT 'None', description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, path TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL REFERENCES registered_models(name), alias TEXT NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (name, alias));
+"""
+_VERSION_COLUMNS = "name, version, source, stage, description, tags, status, created_at, updated_at, path"
+
+
+class SqliteStore:
+    """The embedded store: ``<root>/registry.db``; model copies live beside it (see ``ModelRegistry``)."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / "registry.db"
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``BEGIN IMMEDIATE`` serializes writers across processes."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # --- registered models -------------------------------------------------------------
+
+    def create_model(self, name: str, description: str, tags: dict) -> RegisteredModel:
+        now = time.time()
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
+                raise RegistryError(f"registered model {name!r} already exists")
+            db.execute("INSERT INTO registered_models VALUES (?, ?, ?, ?, ?)",
+                       (name, description, json.dumps(tags), now, now))
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self._connect() as db:
+            row = db.execute("SELECT name, description, tags, created_at, updated_at FROM registered_models "
+                             "WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise RegistryError(f"registered model {name!r} does not exist")
+            aliases = dict(db.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,)))
+        return RegisteredModel(row[0], row[1], json.loads(row[2]), row[3], row[4], aliases)
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self._connect() as db:
+            names = [row[0] for row in db.execute("SELECT name FROM registered_models ORDER BY name")]
+        return [self.get_model(name) for name in names]
+
+    def update_model(self, name: str, *, description: str | None = None, tags: dict | None = None) -> None:
+        with self._write() as db:
+            self._require_model(db, name)
+            if description is not None:
+                db.execute("UPDATE registered_models SET description = ? WHERE name = ?", (description, name))
+            if tags is not None:
+                db.execute("UPDATE registered_models SET tags = ? WHERE name = ?", (json.dumps(tags), name))
+            db.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (time.time(), name))
+
+    # --- versions ----------------------------------------------------------------------
+
+    def reserve_version(self, name: str, source: str, description: str, tags: dict) -> ModelVersion:
+        """The next version number of ``name``, recorded as pending; distinct across processes."""
+        now = time.time()
+        with self._write() as db:
+            if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
+                db.execute("INSERT INTO registered_models VALUES (?, '', '{}', ?, ?)", (name, now, now))
+            version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",
+                                 (name,)).fetchone()[0]
+            db.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, 'None', ?, ?, ?, ?, ?, '')",
+                       (name, version, source, description, json.dumps(tags), PENDING, now, now))
+            db.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (now, name))
+        return self.get_version(name, version)
+
+    def complete_version(self, name: str, version: int, path: str) -> ModelVersion:
+        with self._write() as db:
+            db.execute("UPDATE model_versions SET status = ?, path = ?, updated_at = ? WHERE name = ? AND version = ?",
+                       (READY, path, time.time(), name, version))
+        return self.get_version(name, version)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self._connect() as db:
+            row = db.execute(f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
+                             (name, version)).fetchone()
+            if row is None:
+                self._require_model(db, name)
+                raise RegistryError(f"model {name!r} has no version {version}")
+        return _version(row)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._connect() as db:
+            self._require_model(db, name)
+            rows = db.execute(f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version",
+                              (name,)).fetchall()
+        return [_version(row) for row in rows]
+
+    def update_version(self, name: str, version: int, *, stage: str | None = None,
+                       description: str | None = None, tags: dict | None = None,
+                       archive_others_in_stage: bool = False) -> ModelVersion:
+        now = time.time()
+        with self._write() as db:
+            self._require_version(db, name, version)
+            if stage is not None:
+                if archive_others_in_stage and stage in ("Staging", "Production"):
+                    db.execute("UPDATE model_versions SET stage = 'Archived', updated_at = ? "
+                               "WHERE name = ? AND stage = ? AND version != ?", (now, name, stage, version))
+                db.execute("UPDATE model_versions SET stage = ? WHERE name = ? AND version = ?", (stage, name, version))
+            if description is not None:
+                db.execute("UPDATE model_versions SET description = ? WHERE name = ? AND version = ?",
+                           (description, name, version))
+            if tags is not None:
+                db.execute("UPDATE model_versions SET tags = ? WHERE name = ? AND version = ?",
+                           (json.dumps(tags), name, version))
+            db.execute("UPDATE model_versions SET updated_at = ? WHERE name = ? AND version = ?", (now, name, version))
+        return self.get_version(name, version)
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete a version, pending or ready; refused while an alias points to it."""
+        with self._write() as db:
+            self._require_model(db, name)
+            if not db.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ?", (name, version)).fetchone():
+                raise RegistryError(f"model {name!r} has no version {version}")
+            aliases = [row[0] for row in db.execute("SELECT alias FROM aliases WHERE name = ? AND version = ?",
+                                                    (name, version))]
+            if aliases:
+                raise RegistryError(f"version {version} of {name!r} is pointed to by alias(es) {aliases}; "
+                                    "move or delete them first")
+            db.execute("DELETE FROM model_versions WHERE name = ? AND version = ?", (name, version))
+
+    # --- aliases -----------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._write() as db:
+            self._require_version(db, name, version)
+            db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (name, alias, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._write() as db:
+            self._require_model(db, name)
+            if db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount == 0:
+                raise RegistryError(f"model {name!r} has no alias {alias!r}")
+
+    # --- checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_model(db: sqlite3.Connection, name: str) -> None:
+        if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
+            raise RegistryError(f"registered model {name!r} does not exist")
+
+    def _require_version(self, db: sqlite3.Connection, name: str, version: int) -> None:
+        self._require_model(db, name)
+        row = db.execute("SELECT status FROM model_versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if row is None or row[0] != READY:
+            raise RegistryError(f"model {name!r} has no version {version}")
+
+
+def _version(row: tuple) -> ModelVersion:
+    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9])

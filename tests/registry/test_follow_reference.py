@@ -1,0 +1,134 @@
+"""A server on models:/NAME/Production follows promotions under load: no failed request, and
+every worker answers with the new version within the poll interval plus the load time."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+from sklearn.dummy import DummyClassifier
+
+from flavors.sklearn import save_model
+from scoring_server.registry import ModelRegistry
+
+from ..conftest import FIXTURES, RunningServer
+
+BODY = {"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+                            "data": [[5.1, 3.5, 1.4, 0.2]]}}
+POLL = 0.5
+SWITCH_DEADLINE = POLL + 10  # poll interval plus a generous load time on a busy 2-core machine
+
+
+def constant_model(path, label: int) -> str:
+    features = np.zeros((3, 4))
+    save_model(DummyClassifier(strategy="constant", constant=label).fit(features, [0, 1, 2]), path)
+    return str(path)
+
+
+@pytest.fixture
+def registry(tmp_path):
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register("iris", str(FIXTURES / "iris"))                   # v1 predicts 0
+    registry.register("iris", constant_model(tmp_path / "two", 2))     # v2 predicts 2
+    registry.register("iris", constant_model(tmp_path / "one", 1))     # v3 predicts 1
+    registry.transition("iris", 1, "Production")
+    return registry
+
+
+EXPECTED = {"1": [0], "2": [2], "3": [1]}
+
+
+class Load:
+    """Clients posting continuously until stopped (at most 120 s), recording every answer."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url, self.answers, self.failures = url, [], []
+        self.stop_event = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _client(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            try:
+                response = requests.post(self.url + "/invocations", json=BODY, timeout=30)
+                if response.status_code != 200:
+                    self.failures.append((response.status_code, response.text))
+                else:
+                    self.answers.append((response.headers["X-Model-Version"], response.json()["predictions"]))
+            except requests.RequestException as exc:
+                self.failures.append(repr(exc))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def versions_answering(url: str, count: int = 30) -> set[str]:
+    """Versions named by ``count`` fresh connections (sync workers: spread over every worker)."""
+    return {requests.post(url + "/invocations", json=BODY, timeout=30).headers["X-Model-Version"]
+            for _ in range(count)}
+
+
+def wait_for_version(url: str, version: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < SWITCH_DEADLINE:
+        if versions_answering(url, 10) == {version}:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"still not only version {version} after {SWITCH_DEADLINE}s")
+
+
+def test_promotions_under_load_switch_every_worker_without_failures(registry):
+    server = RunningServer("models:/iris/Production", "--registry", str(registry.root),
+                           "--poll-interval", str(POLL), workers=2)
+    load = Load(server.url)
+    try:
+        assert versions_answering(server.url) == {"1"}
+        for version in (2, 3, 1, 2):
+            registry.transition("iris", version, "Production", archive_existing=True)
+            wait_for_version(server.url, str(version))
+            assert versions_answering(server.url) == {str(version)}
+        assert requests.get(server.url + "/ping", timeout=5).status_code == 200
+    finally:
+        load.stop()
+        server.stop()
+    assert load.failures == []
+    assert len(load.answers) > 50
+    assert all(EXPECTED[version] == predictions for version, predictions in load.answers)
+
+
+def test_alias_moves_are_followed_and_a_broken_version_keeps_the_old_one(registry, tmp_path):
+    broken = tmp_path / "broken"
+    constant_model(broken, 2)
+    (broken / "model.pkl").write_bytes(b"not a pickle")
+    registry.register("iris", str(broken))                             # v4 cannot load
+    registry.set_alias("iris", "champion", 1)
+    server = RunningServer("models:/iris@champion", "--registry", str(registry.root),
+                           "--poll-interval", str(POLL), workers=2)
+    try:
+        registry.set_alias("iris", "champion", 4)
+        time.sleep(POLL * 6)
+        assert versions_answering(server.url) == {"1"}
+        registry.set_alias("iris", "champion", 3)
+        wait_for_version(server.url, "3")
+        headers = requests.post(server.url + "/invocations", json=BODY, timeout=10).headers
+        assert headers["X-Model-Name"] == "iris"
+    finally:
+        log = server.stop()
+    assert "Loading iris version 4 failed; still serving version 1" in log
+
+
+def test_local_models_name_themselves_without_a_version():
+    server = RunningServer(FIXTURES / "iris", workers=1)
+    try:
+        response = requests.post(server.url + "/invocations", json=BODY, timeout=10)
+        error = requests.post(server.url + "/invocations", json={"foo": 1}, timeout=10)
+    finally:
+        server.stop()
+    assert response.headers["X-Model-Name"] == "iris" and "X-Model-Version" not in response.headers
+    assert error.status_code == 400 and error.headers["X-Model-Name"] == "iris"
