@@ -7,14 +7,13 @@ from flask import Flask
 
 from flavors import LoadedModel
 
+from .batching import AdaptiveBatcher
 from .config import ServerConfig, load_config
 from .error_handlers import register_error_handlers
-from . import registry  # noqa: F401 - teaches model loading the models:/ scheme
-from .batching import AdaptiveBatcher
 from .model_slot import ModelSlot
 from .model_source import ModelFollower, ModelIdentity, is_moving_reference, load_served_model
-from .prediction import predict
 from .pipeline import Scorer
+from .prediction import predict
 from .routes import health, scoring
 from .serving_input_check import check_serving_input_example
 

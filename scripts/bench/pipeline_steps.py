@@ -3,7 +3,9 @@
     python scripts/bench/pipeline_steps.py [--repeat 5] [--number 2000]
 
 For the iris fixture (signature) and iris_nosig (none), prints the median over --repeat runs of
-the microseconds per request spent decoding, enforcing the signature, predicting and encoding.
+the microseconds per request spent in each step of the general path (decoding to a DataFrame,
+enforcing the signature, predicting on it, encoding), then the whole request through the
+general path and through the numeric fast path (scoring_server/fast_path.py).
 """
 from __future__ import annotations
 
@@ -33,14 +35,16 @@ def step_times(model_name: str, rows: int, repeat: int, number: int) -> dict[str
     request = decode_body(body, "application/json", signature)
     data = enforce_input_schema(request.data, signature.inputs if signature else None)
     predictions = model.predict(data)
-    scorer = Scorer(model)
+    scorer, general = Scorer(model), Scorer(model)
+    general.fast_path = None
     steps = {
         "decode": lambda: decode_body(body, "application/json", signature),
         "enforce": lambda: (enforce_input_schema(request.data, signature.inputs if signature else None),
                             enforce_params(request.params, signature.params if signature else None)),
         "predict": lambda: model.predict(data),
         "encode": lambda: encode_predictions(predictions),
-        "whole pipeline": lambda: scorer.score(body, "application/json"),
+        "whole request, general path": lambda: general.score(body, "application/json"),
+        "whole request, fast path": lambda: scorer.score(body, "application/json"),
     }
     return {name: statistics.median(timeit.repeat(step, repeat=repeat, number=number)) / number * 1e6
             for name, step in steps.items()}
