@@ -55,9 +55,21 @@ def main() -> None:
 @click.option("--registry", "registry_uri", help="Registry root for models:/ URIs (default $SCORING_REGISTRY_URI).")
 @click.option("--poll-interval", "poll_interval_seconds", type=float,
               help="Seconds between checks of a models:/ stage or alias being followed (default 5).")
+@click.option("--models", "models_file", type=click.Path(exists=True, dir_okay=False),
+              help="Serve many models: a YAML file of name: uri (docs/multi-model.md).")
+@click.option("--model-root", type=click.Path(exists=True, file_okay=False),
+              help="Serve every model directory under this folder, by folder name.")
+@click.option("--registry-models", is_flag=True, default=None,
+              help="Serve every registered model, following its Production stage (or --registry-alias).")
+@click.option("--registry-alias", help="With --registry-models: follow this alias instead of Production.")
+@click.option("--default-model", help="Model answering /invocations requests that name none.")
+@click.option("--max-loaded-models", type=int, help="Models kept loaded per worker (default 10).")
+@click.option("--max-memory-mb", type=float, help="Unload least recently used models above this worker RSS.")
+@click.option("--admin-api/--no-admin-api", default=None, help="Enable POST /models and DELETE /models/NAME.")
 def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_traces, check_serving_input,
           threads, batching, max_batch_size, max_batch_time_ms, protocol, registry_uri,
-          poll_interval_seconds) -> None:
+          poll_interval_seconds, models_file, model_root, registry_models, registry_alias, default_model,
+          max_loaded_models, max_memory_mb, admin_api) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .server import run
 
@@ -65,7 +77,10 @@ def serve(model_uri, host, port, workers, timeout, config_path, expose_stack_tra
                      timeout=timeout, expose_stack_traces=expose_stack_traces,
                      check_serving_input=check_serving_input, threads=threads, batching=batching,
                      max_batch_size=max_batch_size, max_batch_time_ms=max_batch_time_ms, protocol=protocol,
-                     registry_uri=registry_uri, poll_interval_seconds=poll_interval_seconds)
+                     registry_uri=registry_uri, poll_interval_seconds=poll_interval_seconds,
+                     models_file=models_file, model_root=model_root, registry_models=registry_models,
+                     registry_alias=registry_alias, default_model=default_model,
+                     max_loaded_models=max_loaded_models, max_memory_mb=max_memory_mb, admin_api=admin_api)
     logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
     try:
         app = create_app(config)

@@ -40,6 +40,20 @@ class ServerConfig:
     protocol: str
     registry_uri: str | None
     poll_interval_seconds: float
+    models_file: str | None
+    model_root: str | None
+    registry_models: bool
+    registry_alias: str | None
+    default_model: str | None
+    model_param: str
+    max_loaded_models: int
+    max_memory_mb: float | None
+    admin_api: bool
+
+    @property
+    def multi_model(self) -> bool:
+        """Serving a set of models (``--models``, ``--model-root`` or ``--registry-models``)."""
+        return bool(self.models_file or self.model_root or self.registry_models)
 
 
 class ServerConfigSchema(Schema):
@@ -66,6 +80,15 @@ class ServerConfigSchema(Schema):
     protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(["mlflow2", "mlflow1", "auto"]))
     registry_uri = fields.String(load_default=None, allow_none=True)
     poll_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05))
+    models_file = fields.String(load_default=None, allow_none=True)
+    model_root = fields.String(load_default=None, allow_none=True)
+    registry_models = fields.Boolean(load_default=False)
+    registry_alias = fields.String(load_default=None, allow_none=True)
+    default_model = fields.String(load_default=None, allow_none=True)
+    model_param = fields.String(load_default="model")
+    max_loaded_models = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    max_memory_mb = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    admin_api = fields.Boolean(load_default=False)
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,

@@ -25,11 +25,13 @@ def free_port() -> int:
 class RunningServer:
     """A `scoring-server serve` process on a free loopback port."""
 
-    def __init__(self, model_dir: Path | str, *extra: str, workers: int = 2, env: dict | None = None) -> None:
+    def __init__(self, model_dir: Path | str | None, *extra: str, workers: int = 2, env: dict | None = None) -> None:
+        """``model_dir`` None serves no single model (for --models, --model-root, --registry-models)."""
         self.model_dir = model_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "scoring_server", "serve", "-m", str(model_dir),
+        model_args = ["-m", str(model_dir)] if model_dir is not None else []
+        cmd = [sys.executable, "-m", "scoring_server", "serve", *model_args,
                "-h", "127.0.0.1", "-p", str(self.port), "-w", str(workers), *extra]
         # A file, not a pipe: a chatty server must never block on a full pipe nobody reads.
         self.log = tempfile.TemporaryFile("w+")

@@ -1,10 +1,10 @@
 """Liveness and identity: ``/ping``, ``/health`` and ``/version``."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
 from .. import __version__
-from ..model_slot import current_slot
+from ..routing import current_catalog
 
 blueprint = Blueprint("health", __name__)
 
@@ -12,8 +12,10 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/ping")
 @blueprint.get("/health")
 def ping() -> Response:
-    """200 with a newline body once the model is loaded (as MLflow answers), 503 before."""
-    status = 200 if current_slot().ready else 503
+    """200 with a newline body once the model is loaded (as MLflow answers), 503 before.
+    A server of many models is ready at once: its models load on their first request."""
+    ready = current_catalog() is not None or current_app.extensions["model_slot"].ready
+    status = 200 if ready else 503
     return Response("\n", status=status, mimetype="application/json")
 
 

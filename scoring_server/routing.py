@@ -1,0 +1,46 @@
+"""Which model answers a request: the one model served, or a model of the catalog by name."""
+from __future__ import annotations
+
+import orjson
+from flask import current_app, request
+
+from .errors import BAD_REQUEST, TEMPORARILY_UNAVAILABLE, ScoringError
+from .model_catalog import ModelCatalog
+from .pipeline import Scorer
+
+MODEL_HEADER = "X-Model-Name"
+
+
+def request_scorer() -> Scorer:
+    """The scorer for ``/invocations``: the served model, or (serving many) the model named by the
+    ``X-Model-Name`` header, else by the ``params`` entry ``model_param``, else the default model."""
+    catalog = current_catalog()
+    if catalog is None:
+        scorer = current_app.extensions["model_slot"].scorer
+        if scorer is None:
+            raise ScoringError("The model is not loaded yet.", TEMPORARILY_UNAVAILABLE, status=503)
+        return scorer
+    config = current_app.config["SCORING_SERVER"]
+    name = request.headers.get(MODEL_HEADER) or _name_from_params(config.model_param) or config.default_model
+    if not name:
+        raise ScoringError(
+            f"This server serves several models: name one with the {MODEL_HEADER} header, with "
+            f"\"params\": {{\"{config.model_param}\": NAME}}, or POST to /models/NAME/invocations. "
+            f"Models: {catalog.names()}", BAD_REQUEST)
+    return catalog.scorer(name)
+
+
+def current_catalog() -> ModelCatalog | None:
+    """The app's model catalog when it serves several models."""
+    return current_app.extensions.get("model_catalog")
+
+
+def _name_from_params(param: str) -> str | None:
+    if (request.mimetype or "") != "application/json":
+        return None
+    try:
+        params = orjson.loads(request.get_data(cache=True)).get("params")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    name = params.get(param) if isinstance(params, dict) else None
+    return name if isinstance(name, str) else None
