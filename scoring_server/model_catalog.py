@@ -27,7 +27,7 @@ import yaml
 from flavors import LoadedModel
 
 from .errors import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE, ScoringError
-from .model_source import ModelIdentity, load_served_model
+from .model_source import ModelIdentity, is_moving_reference, load_served_model
 from .pipeline import Scorer
 from .registry import ModelRegistry
 
@@ -126,6 +126,35 @@ class ModelCatalog:
     def _unload_oldest(self) -> None:
         name, _ = self._loaded.popitem(last=False)
         _logger.info("Unloaded model %s (least recently used)", name)
+
+    def start_following(self, poll_seconds: float) -> None:
+        """Keep loaded models on moving registry references (stage, alias, latest) up to date, in a
+        daemon thread of this worker: a moved reference is loaded in the background and swapped in."""
+        def run() -> None:
+            while True:
+                time.sleep(poll_seconds)
+                self.refresh()
+        threading.Thread(target=run, name="catalog-follower", daemon=True).start()
+
+    def refresh(self) -> None:
+        """Reload every loaded model whose moving registry reference now points at another version."""
+        with self._lock:
+            moving = [(name, item.scorer.identity.version) for name, item in self._loaded.items()
+                      if is_moving_reference(self._entries[name].uri)]
+        for name, version in moving:
+            entry = self._entries.get(name)
+            try:
+                if entry is None or str(ModelRegistry(self.registry_root).resolve_uri(entry.uri).version) == version:
+                    continue
+                model, identity = load_served_model(entry.uri, self.registry_root)
+                scorer = self._make_scorer(model, ModelIdentity(name, identity.version), entry)
+            except Exception as exc:  # keep serving the loaded version
+                _logger.warning("Cannot follow model %s: %s; still serving version %s", name, exc, version)
+                continue
+            with self._lock:
+                if name in self._loaded:
+                    self._loaded[name].scorer = scorer
+            _logger.info("Now serving %s version %s (was %s)", name, identity.version, version)
 
     def describe(self, name: str) -> dict:
         """What ``GET /models/<name>`` shows: flavor, signature, input example, version."""

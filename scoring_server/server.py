@@ -42,6 +42,9 @@ def start_worker_threads(worker: Any) -> None:
     follower = worker.wsgi.extensions.get("model_follower")
     if follower is not None:
         follower.start()
+    catalog = worker.wsgi.extensions.get("model_catalog")
+    if catalog is not None:
+        catalog.start_following(worker.wsgi.config["SCORING_SERVER"].poll_interval_seconds)
 
 
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:

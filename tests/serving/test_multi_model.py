@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -150,14 +151,26 @@ def test_registry_models_follow_production(tmp_path, model_root):
     registry.register("beta", str(model_root / "m5"))
     registry.transition("alpha", 2, "Production")
     registry.transition("beta", 1, "Production")
-    server = RunningServer(None, "--registry-models", "--registry", str(registry.root), workers=1)
+    server = RunningServer(None, "--registry-models", "--registry", str(registry.root), "--poll-interval", "0.3",
+                           workers=2)
     try:
         alpha = requests.post(server.url + "/models/alpha/invocations", json=ROW, timeout=30)
         beta = requests.post(server.url + "/models/beta/invocations", json=ROW, timeout=30)
+        assert alpha.json() == {"predictions": [2.0]} and alpha.headers["X-Model-Version"] == "2"
+        assert beta.json() == {"predictions": [5.0]}
+        for _ in range(6):  # make sure both workers have alpha loaded
+            requests.post(server.url + "/models/alpha/invocations", json=ROW, timeout=30)
+        registry.transition("alpha", 1, "Production", archive_existing=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            answers = {str(requests.post(server.url + "/models/alpha/invocations", json=ROW, timeout=30).json())
+                       for _ in range(8)}
+            if answers == {str({"predictions": [1.0]})}:
+                break
+            time.sleep(0.2)
+        assert answers == {str({"predictions": [1.0]})}
     finally:
         server.stop()
-    assert alpha.json() == {"predictions": [2.0]} and alpha.headers["X-Model-Version"] == "2"
-    assert beta.json() == {"predictions": [5.0]}
 
 
 def test_concurrent_first_requests_load_a_model_once(model_root):
