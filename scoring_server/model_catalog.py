@@ -224,10 +224,6 @@ class ModelCatalog:
             staging.replace(self._changes)
         self._sync()
 
-    def loaded_count(self) -> int:
-        with self._lock:
-            return len(self._loaded)
-
 
 def _unavailable(name: str, reason: str) -> ScoringError:
     return ScoringError(f"Model {name!r} cannot be loaded: {reason}", TEMPORARILY_UNAVAILABLE, 503)

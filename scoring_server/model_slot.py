@@ -1,8 +1,6 @@
 """Where a worker keeps the model it serves, swapped atomically when a new version is loaded."""
 from __future__ import annotations
 
-from flask import current_app
-
 from .pipeline import Scorer
 
 
@@ -24,7 +22,3 @@ class ModelSlot:
         """Serve ``scorer`` from the next request on (one reference assignment: atomic)."""
         self.scorer = scorer
 
-
-def current_slot() -> ModelSlot:
-    """The model slot of the app handling the current request."""
-    return current_app.extensions["model_slot"]

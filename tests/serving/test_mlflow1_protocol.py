@@ -2,7 +2,6 @@
 set in `auto` mode, against 1.x-style model directories; and 2.x unchanged by default."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import requests

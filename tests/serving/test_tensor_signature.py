@@ -1,7 +1,6 @@
 """A model with a tensor signature (saved from numpy examples) over HTTP."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
