@@ -75,11 +75,14 @@ class Target:
     model: str = ""
 
     def start(self, scenario: Scenario, workers: int) -> None:
+        self.start_model(scenario.model, workers, scenario.ours_args if self.name == "ours" else ())
+
+    def start_model(self, model: str, workers: int, extra: tuple[str, ...] = ()) -> None:
+        """Start this server on a fixture model, on a free port, and wait for /ping."""
         self.stop()
-        self.port, self.model = _free_port(), scenario.model
-        extra = list(scenario.ours_args) if self.name == "ours" else []
+        self.port, self.model = _free_port(), model
         self.process = subprocess.Popen(
-            self.command(MODELS / scenario.model, self.port, workers) + extra, cwd=REPO, env={**os.environ, **self.env},
+            self.command(MODELS / model, self.port, workers) + list(extra), cwd=REPO, env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         _wait_for_ping(self.port, self.process)
