@@ -57,7 +57,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     app.extensions["model_slot"] = slot
     if config.model_uri and is_moving_reference(config.model_uri):
         app.extensions["model_follower"] = ModelFollower(
-            config.model_uri, config.registry_uri, config.poll_interval_seconds, identity,
+            config.model_uri, config.registry_uri, identity,
             install=lambda new_model, new_identity: slot.install(_scorer(new_model, new_identity, config)),
         )
     return app
@@ -79,8 +79,7 @@ def _multi_model_app(config: ServerConfig) -> Flask:
     if config.default_model is not None and config.default_model not in names:
         raise ValueError(f"default_model {config.default_model!r} is not one of the served models {sorted(names)}")
     catalog = ModelCatalog(
-        entries, lambda model, identity, entry: Scorer(model, make_batcher(model, config),
-                                                       entry.protocol or config.protocol, identity),
+        entries, lambda model, identity, entry: _scorer(model, identity, config, entry.protocol),
         config.max_loaded_models, config.max_memory_mb, config.registry_uri,
     )
     _logger.info("Serving %d models on demand (at most %d loaded per worker)", len(entries), config.max_loaded_models)
@@ -100,5 +99,6 @@ def _flask_app(config: ServerConfig) -> Flask:
     return app
 
 
-def _scorer(model: LoadedModel, identity: ModelIdentity, config: ServerConfig) -> Scorer:
-    return Scorer(model, make_batcher(model, config), config.protocol, identity)
+def _scorer(model: LoadedModel, identity: ModelIdentity, config: ServerConfig, protocol: str | None = None) -> Scorer:
+    """A model's scorer as this server's configuration says (``protocol`` overrides the server's)."""
+    return Scorer(model, make_batcher(model, config), protocol or config.protocol, identity)

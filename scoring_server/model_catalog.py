@@ -27,7 +27,7 @@ import yaml
 from flavors import LoadedModel
 
 from .errors import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE, ScoringError
-from .model_source import ModelIdentity, is_moving_reference, load_served_model
+from .model_source import ModelFollower, ModelIdentity, is_moving_reference, load_served_model
 from .pipeline import Scorer
 from .registry import ModelRegistry
 
@@ -47,6 +47,7 @@ class ModelEntry:
 class _Loaded:
     scorer: Scorer
     last_used: float
+    follower: ModelFollower | None = None  # for a moving registry reference
 
 
 class ModelCatalog:
@@ -107,8 +108,12 @@ class ModelCatalog:
             _logger.error("Cannot load model %s from %s: %s", entry.name, entry.uri, exc)
             raise _unavailable(entry.name, str(exc)) from None
         self._failed.pop(entry.name, None)
+        follower = None
+        if is_moving_reference(entry.uri):
+            follower = ModelFollower(entry.uri, self.registry_root, scorer.identity,
+                                     install=lambda new_model, new_identity: self._replace(entry, new_model, new_identity))
         with self._lock:
-            self._loaded[entry.name] = _Loaded(scorer, time.time())
+            self._loaded[entry.name] = _Loaded(scorer, time.time(), follower)
             self._evict()
         _logger.info("Loaded model %s from %s (%d loaded)", entry.name, entry.uri, len(self._loaded))
         return scorer
@@ -127,7 +132,7 @@ class ModelCatalog:
         name, _ = self._loaded.popitem(last=False)
         _logger.info("Unloaded model %s (least recently used)", name)
 
-    def start_following(self, poll_seconds: float) -> None:
+    def start(self, poll_seconds: float) -> None:
         """Keep loaded models on moving registry references (stage, alias, latest) up to date, in a
         daemon thread of this worker: a moved reference is loaded in the background and swapped in."""
         def run() -> None:
@@ -137,24 +142,17 @@ class ModelCatalog:
         threading.Thread(target=run, name="catalog-follower", daemon=True).start()
 
     def refresh(self) -> None:
-        """Reload every loaded model whose moving registry reference now points at another version."""
+        """Check once every loaded model that follows a moving registry reference."""
         with self._lock:
-            moving = [(name, item.scorer.identity.version) for name, item in self._loaded.items()
-                      if is_moving_reference(self._entries[name].uri)]
-        for name, version in moving:
-            entry = self._entries.get(name)
-            try:
-                if entry is None or str(ModelRegistry(self.registry_root).resolve_uri(entry.uri).version) == version:
-                    continue
-                model, identity = load_served_model(entry.uri, self.registry_root)
-                scorer = self._make_scorer(model, ModelIdentity(name, identity.version), entry)
-            except Exception as exc:  # keep serving the loaded version
-                _logger.warning("Cannot follow model %s: %s; still serving version %s", name, exc, version)
-                continue
-            with self._lock:
-                if name in self._loaded:
-                    self._loaded[name].scorer = scorer
-            _logger.info("Now serving %s version %s (was %s)", name, identity.version, version)
+            followers = [item.follower for item in self._loaded.values() if item.follower is not None]
+        for follower in followers:
+            follower.check()
+
+    def _replace(self, entry: ModelEntry, model: LoadedModel, identity: ModelIdentity) -> None:
+        scorer = self._make_scorer(model, ModelIdentity(entry.name, identity.version), entry)
+        with self._lock:
+            if entry.name in self._loaded:
+                self._loaded[entry.name].scorer = scorer
 
     def describe(self, name: str) -> dict:
         """What ``GET /models/<name>`` shows: flavor, signature, input example, version."""

@@ -42,20 +42,21 @@ class ModelFollower:
     in the background and hands it to ``install``. A version that fails to load is logged and the
     current one keeps serving (it is tried again when the reference moves again)."""
 
-    def __init__(self, uri: str, registry_root: str | None, poll_seconds: float, current: ModelIdentity,
+    def __init__(self, uri: str, registry_root: str | None, current: ModelIdentity,
                  install: Callable[[LoadedModel, ModelIdentity], None]) -> None:
         self.uri = uri
         self.registry_root = registry_root
-        self.poll_seconds = poll_seconds
         self.current = current
         self._install = install
         self._failed: str | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start polling in a daemon thread (call it in each worker process, after the fork)."""
+    def start(self, poll_seconds: float) -> None:
+        """Call :meth:`check` every ``poll_seconds`` in a daemon thread (start it in each worker
+        process, after the fork)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(poll_seconds,), name="model-follower",
+                                            daemon=True)
             self._thread.start()
 
     def check(self) -> bool:
@@ -66,7 +67,7 @@ class ModelFollower:
             _logger.warning("Cannot resolve %s: %s; keeping version %s", self.uri, exc, self.current.version)
             return False
         identity = ModelIdentity(version.name, str(version.version))
-        if identity == self.current or identity.version == self._failed:
+        if identity.version in (self.current.version, self._failed):
             return False
         try:
             model = load_model(version.path)
@@ -80,7 +81,7 @@ class ModelFollower:
         self.current, self._failed = identity, None
         return True
 
-    def _run(self) -> None:
+    def _run(self, poll_seconds: float) -> None:
         while True:
             self.check()
-            time.sleep(self.poll_seconds)
+            time.sleep(poll_seconds)

@@ -39,12 +39,10 @@ class ScoringServerApplication(BaseApplication):
 
 def start_worker_threads(worker: Any) -> None:
     """gunicorn ``post_worker_init`` hook: start the per-worker background threads (after the fork)."""
-    follower = worker.wsgi.extensions.get("model_follower")
-    if follower is not None:
-        follower.start()
-    catalog = worker.wsgi.extensions.get("model_catalog")
-    if catalog is not None:
-        catalog.start_following(worker.wsgi.config["SCORING_SERVER"].poll_interval_seconds)
+    poll_seconds = worker.wsgi.config["SCORING_SERVER"].poll_interval_seconds
+    for background in ("model_follower", "model_catalog"):
+        if background in worker.wsgi.extensions:
+            worker.wsgi.extensions[background].start(poll_seconds)
 
 
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import pytest
 
 from scoring_server.errors import ScoringError
 from scoring_server.model_catalog import ModelCatalog, ModelEntry, entries_from_file
+from scoring_server.model_source import ModelIdentity
 from scoring_server.pipeline import Scorer
 
 from ..conftest import FIXTURES
@@ -50,3 +51,21 @@ def test_models_file_errors_name_the_model(tmp_path):
     path.write_text("models:\n  a: {uri: x, colour: red}\n")
     with pytest.raises(ValueError, match="unknown keys"):
         entries_from_file(path)
+
+
+def test_a_followed_model_is_reloaded_only_when_its_reference_moves(tmp_path):
+    from scoring_server.registry import ModelRegistry
+
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register("alpha", str(FIXTURES / "iris"))
+    registry.register("alpha", str(FIXTURES / "iris_nosig"))
+    registry.transition("alpha", 1, "Production")
+    cat = ModelCatalog([ModelEntry("tuesday", "models:/alpha/Production")],
+                       lambda model, identity, entry: Scorer(model, identity=identity), max_loaded=2,
+                       registry_root=str(registry.root), changes_path=tmp_path / "changes.json")
+    first = cat.scorer("tuesday")
+    cat.refresh()
+    assert cat.scorer("tuesday") is first  # served under another name than the registered one: no reload
+    registry.transition("alpha", 2, "Production")
+    cat.refresh()
+    assert cat.scorer("tuesday").identity == ModelIdentity("tuesday", "2")
