@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from flavors.errors import FlavorPluginError
 from flavors.mlmodel import ModelMetadata
 
 
@@ -22,15 +23,47 @@ class ArrayInput:
         return len(columns) == self.n_columns and (self.column_names is None or tuple(columns) == self.column_names)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the server may do with a predictor beyond calling ``predict(data)``.
+
+    ``row_independent``: each output row depends only on its input row, so requests may be
+    batched together and a batch split again. ``accepts_params``: ``predict`` takes inference
+    ``params``; otherwise they are dropped. ``array_input``: when set, the predictor may be given
+    a float matrix instead of a DataFrame with those columns.
+
+    Every field defaults to the safe answer, so a capability the predictor does not declare is
+    never assumed.
+    """
+
+    row_independent: bool = False
+    accepts_params: bool = False
+    array_input: ArrayInput | None = None
+
+    @classmethod
+    def undeclared(cls, predictor: Predictor) -> Capabilities:
+        """For a predictor that declares none (e.g. an older plug-in): only what its signature shows."""
+        return cls(accepts_params=takes_params(predictor.predict))
+
+
 class Predictor(Protocol):
-    """A loaded model. May set ``row_independent``, ``accepts_params`` and ``array_input`` attributes."""
+    """A loaded model.
+
+    It should declare a ``capabilities`` attribute or property (:class:`Capabilities`); without
+    one it gets :meth:`Capabilities.undeclared`: not row-independent, params only if ``predict``
+    takes them, no array input.
+    """
 
     def predict(self, data: Any, params: dict | None = None) -> Any: ...
 
 
 @runtime_checkable
 class Flavor(Protocol):
-    """Loads the models whose ``python_function`` ``loader_module`` is one of ``loader_modules``."""
+    """Loads the models whose ``python_function`` ``loader_module`` is one of ``loader_modules``.
+
+    A flavor may also define ``shared_modules(metadata) -> tuple[str, ...]``: the modules loading
+    that model imports, which a server of many models imports once before its workers fork.
+    """
 
     name: str
     loader_modules: tuple[str, ...]
@@ -40,35 +73,43 @@ class Flavor(Protocol):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to predict.
+    """A model ready to predict, with the :class:`Capabilities` its predictor declared.
 
-    ``row_independent``: each output row depends only on its input row, so a batch may be split.
-    ``accepts_params``: the model's predict takes inference ``params``; otherwise they are dropped.
-    ``array_input``: when set, the model may be given a float matrix instead of a DataFrame.
+    ``row_independent``, ``accepts_params`` and ``array_input`` read the same capabilities.
     """
 
     metadata: ModelMetadata
     predictor: Predictor
     flavor: str
-    row_independent: bool = False
-    accepts_params: bool = False
-    array_input: ArrayInput | None = None
+    capabilities: Capabilities
 
     @classmethod
     def from_predictor(cls, metadata: ModelMetadata, predictor: Predictor, flavor: str) -> LoadedModel:
-        """Wrap ``predictor``, reading its ``row_independent``/``accepts_params`` attributes if set."""
-        accepts = getattr(predictor, "accepts_params", None)
-        return cls(
-            metadata=metadata,
-            predictor=predictor,
-            flavor=flavor,
-            row_independent=bool(getattr(predictor, "row_independent", False)),
-            accepts_params=takes_params(predictor.predict) if accepts is None else bool(accepts),
-            array_input=getattr(predictor, "array_input", None),
-        )
+        """Wrap ``predictor`` with its declared ``capabilities``, or :meth:`Capabilities.undeclared`."""
+        capabilities = getattr(predictor, "capabilities", None)
+        if capabilities is None:
+            capabilities = Capabilities.undeclared(predictor)
+        elif not isinstance(capabilities, Capabilities):
+            raise FlavorPluginError(
+                f"flavor {flavor!r}: {type(predictor).__name__}.capabilities must be a flavors.base.Capabilities, "
+                f"got {type(capabilities).__name__}"
+            )
+        return cls(metadata=metadata, predictor=predictor, flavor=flavor, capabilities=capabilities)
+
+    @property
+    def row_independent(self) -> bool:
+        return self.capabilities.row_independent
+
+    @property
+    def accepts_params(self) -> bool:
+        return self.capabilities.accepts_params
+
+    @property
+    def array_input(self) -> ArrayInput | None:
+        return self.capabilities.array_input
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
-        if self.accepts_params:
+        if self.capabilities.accepts_params:
             return self.predictor.predict(data, params=params)
         return self.predictor.predict(data)
 

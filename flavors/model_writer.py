@@ -6,7 +6,6 @@ The layout matches what MLflow 3 writes: ``MLmodel``, ``conda.yaml``, ``python_e
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import platform
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from flavors.json_values import json_default
 from flavors.mlmodel import ModelMetadata, read_mlmodel, write_mlmodel
 from flavors.signature import ModelSignature
 
@@ -59,8 +59,8 @@ def save_input_example(model_dir: Path, example: Any) -> dict | None:
         return None
     data, serving, info = _encode_example(example)
     try:
-        example_json = json.dumps(data, default=_to_json)
-        serving_json = json.dumps(serving, default=_to_json, indent=2)
+        example_json = json.dumps(data, default=json_default)
+        serving_json = json.dumps(serving, default=json_default, indent=2)
     except TypeError as exc:
         raise TypeError(f"input_example of type {type(example).__name__} is not JSON-serializable: {exc}") from exc
     (model_dir / EXAMPLE_FILE).write_text(example_json, encoding="utf-8")
@@ -146,15 +146,3 @@ def _array_to_list(array: np.ndarray) -> list:
     if array.dtype.kind in "fc":
         return np.where(np.isnan(array), None, array).tolist()
     return array.tolist()
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")

@@ -1,7 +1,8 @@
 """Custom Python models (``loader_module: mlflow.pyfunc.model``): loading and saving.
 
 The model is a pickled :class:`~flavors.python_model.PythonModel` (``python_model.pkl``) or a
-models-from-code ``.py`` file, plus named artifacts copied under ``artifacts/``.
+models-from-code ``.py`` file, plus named artifacts copied under ``artifacts/``. Modules of the
+model's ``code`` directory must be imported while it loads (see :mod:`flavors.code_paths`).
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from flavors.base import takes_params
+from flavors.base import Capabilities, takes_params
 from flavors.code_model import load_code_model
-from flavors.code_paths import add_code_to_sys_path, copy_code_paths
+from flavors.code_paths import copy_code_paths, model_code, provides_module
 from flavors.errors import ModelLoadError
 from flavors.mlflow_aliases import dump_python_model, load_pickle
 from flavors.mlmodel import MLMODEL_FILE, ModelMetadata
@@ -33,43 +34,65 @@ _log = logging.getLogger(__name__)
 
 
 class PythonModelPredictor:
-    """Calls ``python_model.predict`` with the context and params its signature asks for."""
+    """Calls ``python_model.predict`` with the context and params its signature asks for.
 
-    row_independent = False
+    ``code_dir`` is the model's code directory, named when ``predict`` imports one of its
+    modules too late (after the load).
+    """
 
-    def __init__(self, python_model: Any, context: PythonModelContext) -> None:
+    def __init__(self, python_model: Any, context: PythonModelContext, code_dir: Path | None = None) -> None:
         self.python_model = python_model
         self.context = context
+        self.code_dir = code_dir
         parameters = inspect.signature(python_model.predict).parameters
-        self.accepts_params = takes_params(python_model.predict)
+        self.capabilities = Capabilities(row_independent=False, accepts_params=takes_params(python_model.predict))
         # MLflow's rule: the model wants the context if it names it, or takes two inputs besides params.
         self._pass_context = "context" in parameters or len([p for p in parameters if p != "params"]) == 2
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         args = (self.context, data) if self._pass_context else (data,)
-        if self.accepts_params:
-            return self.python_model.predict(*args, params=params)
-        return self.python_model.predict(*args)
+        try:
+            if self.capabilities.accepts_params:
+                return self.python_model.predict(*args, params=params)
+            return self.python_model.predict(*args)
+        except ModuleNotFoundError as exc:
+            if provides_module(self.code_dir, exc.name):
+                raise ModuleNotFoundError(
+                    f"{exc} at predict time: modules of the model's code directory {self.code_dir} are "
+                    "importable only while the model loads; import it at the top of the model's module "
+                    "or in load_context",
+                    name=exc.name,
+                ) from exc
+            raise
 
 
 class PythonModelFlavor:
     name = FLAVOR_NAME
     loader_modules = (LOADER_MODULE, CODE_MODEL_LOADER_MODULE)
 
+    def shared_modules(self, metadata: ModelMetadata) -> tuple[str, ...]:
+        """What loading a custom model imports before its own code runs."""
+        return ("cloudpickle",)
+
     def load(self, metadata: ModelMetadata) -> PythonModelPredictor:
         conf = metadata.pyfunc_conf or {}
-        add_code_to_sys_path(metadata.path, conf.get("code"))
-        python_model = _load_python_model(metadata.path, conf)
-        context = PythonModelContext(_artifact_paths(metadata.path, conf), conf.get("config") or {})
-        load_context = getattr(python_model, "load_context", None)
-        if load_context is not None:
-            try:
-                load_context(context)
-            except Exception as exc:
-                raise ModelLoadError(
-                    f"{type(python_model).__name__}.load_context failed for {metadata.path}: {type(exc).__name__}: {exc}"
-                ) from exc
-        return PythonModelPredictor(python_model, context)
+        with model_code(metadata.path, conf.get("code")) as code_dir:
+            python_model = _load_python_model(metadata.path, conf)
+            context = PythonModelContext(_artifact_paths(metadata.path, conf), conf.get("config") or {})
+            _load_context(python_model, context, metadata.path)
+        return PythonModelPredictor(python_model, context, code_dir)
+
+
+def _load_context(python_model: Any, context: PythonModelContext, model_dir: Path) -> None:
+    load_context = getattr(python_model, "load_context", None)
+    if load_context is None:
+        return
+    try:
+        load_context(context)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{type(python_model).__name__}.load_context failed for {model_dir}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _load_python_model(model_dir: Path, conf: dict) -> Any:

@@ -20,7 +20,9 @@ class PythonModel:
     """Base class of custom models, compatible with ``mlflow.pyfunc.PythonModel``.
 
     Subclasses implement ``predict(self, context, model_input, params=None)`` (``context`` and
-    ``params`` may be omitted) and optionally ``load_context`` to load their artifacts.
+    ``params`` may be omitted) and optionally ``load_context`` to load their artifacts. Modules
+    shipped as ``code_paths`` are importable while the model loads (at module top level or in
+    ``load_context``), not from ``predict``: see :mod:`flavors.code_paths`.
     """
 
     def load_context(self, context: PythonModelContext) -> None:

@@ -3,7 +3,7 @@
 MLflow writes ``inputs``, ``outputs`` and ``params`` as JSON strings. Inputs and outputs
 are either column-based (a list of named, typed columns) or tensor-based (a list of
 dtype/shape specs). This module parses and writes that format and infers a signature from
-example data; enforcing it on requests lives in ``scoring_server.schema_enforcement``.
+example data; enforcing it on requests lives in ``scoring_server.schema``.
 """
 from __future__ import annotations
 

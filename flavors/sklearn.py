@@ -1,4 +1,8 @@
-"""scikit-learn models (``loader_module: mlflow.sklearn``): loading and saving."""
+"""scikit-learn models (``loader_module: mlflow.sklearn``): loading and saving.
+
+Predictions from a float matrix instead of a DataFrame (the fast path) rely on one warnings
+filter installed at import, see below.
+"""
 from __future__ import annotations
 
 import pickle
@@ -12,8 +16,8 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from flavors.base import ArrayInput
-from flavors.code_paths import add_code_to_sys_path, copy_code_paths
+from flavors.base import ArrayInput, Capabilities
+from flavors.code_paths import copy_code_paths, model_code
 from flavors.errors import ModelLoadError, UntrustedTypesError
 from flavors.mlflow_aliases import load_pickle
 from flavors.mlmodel import ModelMetadata
@@ -24,17 +28,32 @@ FLAVOR_NAME = "sklearn"
 LOADER_MODULE = "mlflow.sklearn"
 SERIALIZATION_FORMATS = ("cloudpickle", "pickle", "skops")
 
+# Given a float matrix (Capabilities.array_input), a model fitted on a DataFrame warns on every
+# call that X has no feature names; the values are in the model's column order (the promise is
+# checked against the column names before a matrix is used), so the warning says nothing. It
+# is silenced by this one filter, installed when this module is imported, for that exact
+# scikit-learn message only: not per load (filters would pile up) and not per call, because
+# warnings.catch_warnings() swaps the process-wide filter list and is not thread-safe, and
+# wrapping the matrix in a DataFrame again costs several times the prediction itself. A
+# process using this module thus never sees that warning, whoever calls scikit-learn.
+warnings.filterwarnings(
+    "ignore",
+    message=r"X does not have valid feature names, but \w+ was fitted with feature names",
+    category=UserWarning,
+    module=r"sklearn\.",
+)
+
 
 class SklearnPredictor:
-    """Calls one method (``predict``, ``predict_proba``, ...) of a fitted estimator."""
+    """Calls one method (``predict``, ``predict_proba``, ...) of a fitted estimator.
 
-    row_independent = True
-    accepts_params = False
+    Row-independent, takes no params, and takes a float matrix when :func:`_array_input` allows.
+    """
 
     def __init__(self, estimator: Any, method: str) -> None:
         self.estimator = estimator
         self._predict = getattr(estimator, method)
-        self.array_input = _array_input(estimator)
+        self.capabilities = Capabilities(row_independent=True, accepts_params=False, array_input=_array_input(estimator))
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         """``estimator.<method>(data)``; a dict of columns becomes a DataFrame; no ``params``."""
@@ -53,7 +72,7 @@ def _array_input(estimator: Any) -> ArrayInput | None:
 
     A model fitted on a DataFrame checks the column names of a DataFrame and converts it to an
     array; given the same values as an array it computes the same thing (and would only warn
-    that the names are missing, which is silenced here).
+    that the names are missing, which the module-level filter above silences).
     """
     if not _plain_sklearn(estimator):
         return None
@@ -64,7 +83,6 @@ def _array_input(estimator: Any) -> ArrayInput | None:
     if not isinstance(n_features, int):
         return None
     names = getattr(estimator, "feature_names_in_", None)
-    warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
     return ArrayInput(n_features, tuple(str(n) for n in names) if names is not None else None)
 
 
@@ -77,16 +95,22 @@ class SklearnFlavor:
     name = FLAVOR_NAME
     loader_modules = (LOADER_MODULE,)
 
+    def shared_modules(self, metadata: ModelMetadata) -> tuple[str, ...]:
+        """What loading this model imports (scikit-learn; skops for skops files: ~1 s together)."""
+        conf = metadata.flavors.get(FLAVOR_NAME) or {}
+        return ("sklearn", "skops.io") if conf.get("serialization_format") == "skops" else ("sklearn",)
+
     def load(self, metadata: ModelMetadata) -> SklearnPredictor:
         pyfunc = metadata.pyfunc_conf or {}
         conf = metadata.flavors.get(FLAVOR_NAME) or {}
-        add_code_to_sys_path(metadata.path, conf.get("code") or pyfunc.get("code"))
         # Early MLflow versions wrote python_function "data" instead of "model_path".
         model_file = conf.get("pickled_model") or pyfunc.get("model_path") or pyfunc.get("data")
         if not model_file:
             raise ModelLoadError(f"{metadata.mlmodel_path} does not name the sklearn model file")
         path = metadata.path / model_file
-        estimator = _load_estimator(path, conf.get("serialization_format") or "pickle", conf.get("skops_trusted_types"))
+        # Classes and functions of the model's code directory are bound while unpickling.
+        with model_code(metadata.path, conf.get("code") or pyfunc.get("code")):
+            estimator = _load_estimator(path, conf.get("serialization_format") or "pickle", conf.get("skops_trusted_types"))
         method = pyfunc.get("predict_fn") or "predict"
         if not callable(getattr(estimator, method, None)):
             raise ModelLoadError(f"{path}: {type(estimator).__name__} has no method {method!r} (predict_fn in MLmodel)")

@@ -6,8 +6,6 @@ like MLflow's encoder (orjson, used for speed otherwise, would write ``null``).
 """
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import math
 from typing import Any
@@ -15,6 +13,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+
+from flavors.json_values import json_default as _default
 
 from .errors import ScoringError
 
@@ -40,22 +40,6 @@ def to_jsonable(raw: Any) -> Any:
     if isinstance(raw, pd.Series):
         return pd.DataFrame(raw).to_dict(orient="records")
     return raw
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, (dt.datetime, dt.date, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    if isinstance(value, (pd.DataFrame, pd.Series)):
-        return to_jsonable(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _has_non_finite(value: Any) -> bool:

@@ -6,20 +6,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flavors.signature import ColSpec, ScalarType, Schema
+from flavors.signature import SCALAR_DTYPES, ColSpec, ScalarType, Schema
 
 from ..errors import ScoringError, invalid_input, invalid_parameter
 from .values import ConversionError, convert_series
 
-# Scalar types whose numpy dtype alone proves a column needs no conversion.
-_NUMPY_DTYPES = {
-    "double": np.dtype(np.float64), "float": np.dtype(np.float32), "long": np.dtype(np.int64),
-    "integer": np.dtype(np.int32), "boolean": np.dtype(bool), "datetime": np.dtype("datetime64[ns]"),
-}
-_PANDAS_DTYPE_NAMES = {
-    "double": "float64", "float": "float32", "long": "int64", "integer": "int32", "boolean": "bool",
-    "string": "object", "binary": "object", "datetime": "datetime64[ns]",
-}
+# Scalar types whose numpy dtype alone proves a column needs no conversion (not those held as objects).
+_NUMPY_DTYPES = {name: dtype for name, dtype in SCALAR_DTYPES.items() if dtype.kind != "O"}
+# The pandas dtype named in conversion errors.
+_PANDAS_DTYPE_NAMES = {name: str(dtype) for name, dtype in SCALAR_DTYPES.items()}
 
 
 def enforce_column_schema(data: Any, schema: Schema) -> pd.DataFrame:

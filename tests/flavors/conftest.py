@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +10,6 @@ from sklearn.datasets import load_iris
 
 MLFLOW_MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "mlflow-models"
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-
-
-@pytest.fixture(autouse=True)
-def restore_sys_path(monkeypatch):
-    """Loaders prepend model code directories to sys.path; undo that after each test."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
 
 
 @pytest.fixture

@@ -7,7 +7,17 @@ import uuid
 import pytest
 import yaml
 
-from flavors import FlavorPluginError, FlavorRegistry, ModelLoadError, default_registry, load_model
+from flavors import (
+    Capabilities,
+    FlavorPluginError,
+    FlavorRegistry,
+    LoadedModel,
+    ModelLoadError,
+    ModelMetadata,
+    default_registry,
+    load_model,
+)
+from flavors.base import ArrayInput
 
 
 def write_mlmodel(model_dir, flavors):
@@ -59,8 +69,10 @@ def install_plugin(tmp_path, monkeypatch):
 
 
 TOY_FLAVOR = textwrap.dedent("""
+    from flavors import Capabilities
+
     class ToyPredictor:
-        row_independent = True
+        capabilities = Capabilities(row_independent=True, accepts_params=True)
 
         def __init__(self, answer):
             self.answer = answer
@@ -111,3 +123,38 @@ def test_entry_point_that_fails_to_import_is_a_plugin_error(install_plugin):
 
     with pytest.raises(FlavorPluginError, match="toy = .*:Missing failed to load"):
         default_registry()
+
+
+class UndeclaredPredictor:
+    """A plug-in predictor from before Capabilities: its old-style attributes are not trusted."""
+
+    row_independent = True
+    array_input = ArrayInput(2)
+
+    def predict(self, data, params=None):
+        return data
+
+
+class NoParamsPredictor:
+    def predict(self, data):
+        return data
+
+
+def test_predictor_without_capabilities_gets_the_conservative_default(tmp_path):
+    metadata = ModelMetadata(path=tmp_path, flavors={})
+
+    model = LoadedModel.from_predictor(metadata, UndeclaredPredictor(), "toy")
+    no_params = LoadedModel.from_predictor(metadata, NoParamsPredictor(), "toy")
+
+    assert model.capabilities == Capabilities(row_independent=False, accepts_params=True, array_input=None)
+    assert (model.row_independent, model.accepts_params, model.array_input) == (False, True, None)
+    assert no_params.capabilities == Capabilities()
+    assert no_params.predict([1], {"ignored": True}) == [1]
+
+
+def test_predictor_capabilities_of_the_wrong_type_are_a_plugin_error(tmp_path):
+    predictor = NoParamsPredictor()
+    predictor.capabilities = {"row_independent": True}
+
+    with pytest.raises(FlavorPluginError, match="NoParamsPredictor.capabilities must be a flavors.base.Capabilities"):
+        LoadedModel.from_predictor(ModelMetadata(path=tmp_path, flavors={}), predictor, "toy")

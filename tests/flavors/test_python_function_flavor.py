@@ -41,7 +41,7 @@ def regression_artifact(tmp_path):
 
 @pytest.fixture
 def helper_module(tmp_path):
-    """A module outside sys.path that the model imports at predict time (shipped as a code path)."""
+    """A module outside sys.path that the model imports while it loads (shipped as a code path)."""
     name = f"offset_helper_{uuid.uuid4().hex}"
     source = tmp_path / "src" / f"{name}.py"
     source.parent.mkdir()
@@ -58,10 +58,10 @@ def test_model_with_artifacts_and_code_path_round_trips(tmp_path, regression_art
 
         def load_context(self, context):
             self.regression = joblib.load(context.artifacts["regression"])
+            self.offset = importlib.import_module(self.helper).OFFSET
 
         def predict(self, context, model_input, params=None):
-            offset = importlib.import_module(self.helper).OFFSET
-            return self.regression.predict(model_input) + offset
+            return self.regression.predict(model_input) + self.offset
 
     save_model(
         tmp_path / "model",

@@ -61,6 +61,13 @@ class FlavorRegistry:
                 )
             self.register(flavor)
 
+    def shared_modules(self, metadata: ModelMetadata) -> tuple[str, ...]:
+        """The modules loading this model imports, as its flavor declares them (optional for
+        plug-ins: ``shared_modules(metadata)``); a server of many models imports them before the
+        fork, so workers share them instead of each importing them on a first request."""
+        declared = getattr(self.resolve(metadata), "shared_modules", None)
+        return tuple(declared(metadata)) if declared is not None else ()
+
     def resolve(self, metadata: ModelMetadata) -> Flavor:
         """The flavor for the model's ``python_function`` ``loader_module``."""
         pyfunc = metadata.pyfunc_conf
