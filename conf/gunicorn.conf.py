@@ -2,23 +2,14 @@
 
     SCORING_SERVER_MODEL_URI=./model gunicorn -c conf/gunicorn.conf.py scoring_server.wsgi:app
 
-Settings come from the same SCORING_SERVER_* variables as `scoring-server serve`.
+The settings are exactly those of `scoring-server serve` without flags: the same configuration
+(the SCORING_SERVER_CONFIG file, then SCORING_SERVER_* variables; docs/configuration.md) turned
+into gunicorn options by the same function. gunicorn's own command-line arguments still win.
 """
-import os
+from scoring_server.config import config_from_environment
+from scoring_server.server import gunicorn_options
 
-bind = f"{os.environ.get('SCORING_SERVER_HOST', '127.0.0.1')}:{os.environ.get('SCORING_SERVER_PORT', '5000')}"
-workers = int(os.environ.get("SCORING_SERVER_WORKERS", "1"))
-timeout = int(os.environ.get("SCORING_SERVER_TIMEOUT", "60"))
+# bind, workers, threads, timeout, loglevel, the worker hook... as `serve` sets them, so the two cannot drift.
+globals().update(gunicorn_options(config_from_environment()))
 # Load the model once in the master; forked workers share its memory.
 preload_app = True
-errorlog = "-"
-loglevel = os.environ.get("SCORING_SERVER_LOG_LEVEL", "info")
-# No gunicornc control socket: its default path is shared by every gunicorn of the user.
-control_socket_disable = True
-
-
-def post_worker_init(worker):
-    """Start the worker's background threads (following a models:/ stage or alias)."""
-    from scoring_server.server import start_worker_threads
-
-    start_worker_threads(worker)

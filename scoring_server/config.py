@@ -1,19 +1,29 @@
 """Server configuration: defaults < YAML file (``--config``) < ``SCORING_SERVER_*`` env < CLI flags.
 
-Every layer is validated by one marshmallow schema, so a bad value is reported with the
-key that holds it. ``conf/default.yaml`` documents the same defaults.
+One marshmallow schema defines every key: its type, default, validation, help text and ``serve``
+flag. The ``serve`` options, ``conf/default.yaml`` and the key table of ``docs/configuration.md``
+are generated from it (``scripts/gen_config_docs.py``), so none of them can miss a key. Every
+layer is validated by that schema, so a bad value is reported with the key that holds it; the
+models of a models file (and of the admin API) are validated here too.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 ENV_PREFIX = "SCORING_SERVER_"
+#: The YAML configuration file of a process configured by its environment (``serve --config`` too).
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+#: Wire-protocol generations a server, or one model of it, can answer in.
+PROTOCOLS = ("mlflow2", "mlflow1", "auto")
+#: Any of these serves many models, which excludes serving one with ``model_uri``.
+MULTI_MODEL_KEYS = ("models_file", "model_root", "registry_models")
+MODEL_NAME_MAX = 200
 
 
 class ConfigError(ValueError):
@@ -53,42 +63,151 @@ class ServerConfig:
     @property
     def multi_model(self) -> bool:
         """Serving a set of models (``--models``, ``--model-root`` or ``--registry-models``)."""
-        return bool(self.models_file or self.model_root or self.registry_models)
+        return any(getattr(self, key) for key in MULTI_MODEL_KEYS)
+
+
+def _doc(help_text: str, *flags: str, section: str | None = None) -> dict[str, Any]:
+    """A key's ``metadata``: what the CLI, the docs and ``conf/default.yaml`` say about it."""
+    return {"help": help_text, "flags": flags, "section": section}
+
+
+def _existing(check: Callable[[Path], bool], what: str) -> Callable[[str], None]:
+    """A validator refusing a path that is not an existing file (``Path.is_file``) or directory."""
+    def validator(value: str) -> None:
+        if not check(Path(value)):
+            raise ValidationError(f"no such {what}: {value}")
+    return validator
 
 
 class ServerConfigSchema(Schema):
-    """The configuration keys, their types and defaults."""
+    """The configuration keys: type, default, validation, and (in ``metadata``) help and ``serve`` flag."""
 
     class Meta:
         unknown = RAISE
 
-    model_uri = fields.String(load_default=None, allow_none=True)
-    host = fields.String(load_default="127.0.0.1")
-    port = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=65535))
-    workers = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    timeout = fields.Integer(load_default=60, validate=validate.Range(min=1))
-    expose_stack_traces = fields.Boolean(load_default=False)
-    max_request_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1))
+    model_uri = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Model to serve: a directory, file:// URI or models:/ registry URI.", "-m", "--model-uri"))
+    host = fields.String(load_default="127.0.0.1", metadata=_doc("Address to bind.", "-h", "--host"))
+    port = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=65535),
+                          metadata=_doc("Port to bind.", "-p", "--port"))
+    workers = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata=_doc(
+        "gunicorn worker processes; each keeps the model in memory (shared with the master until written).",
+        "-w", "--workers"))
+    timeout = fields.Integer(load_default=60, validate=validate.Range(min=1), metadata=_doc(
+        "Seconds a worker may stay silent (e.g. in one predict call) before gunicorn restarts it.",
+        "-t", "--timeout"))
+    expose_stack_traces = fields.Boolean(load_default=False, metadata=_doc(
+        "Send server-side stack traces of model errors to clients (they reveal file paths; keep off in "
+        "production).", "--expose-stack-traces/--no-expose-stack-traces"))
+    max_request_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1), metadata=_doc(
+        "Largest request body accepted, in bytes; larger ones get a 413 JSON error.", "--max-request-bytes"))
     log_level = fields.String(
-        load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"])
-    )
-    check_serving_input = fields.Boolean(load_default=False)
-    threads = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]))
-    max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1))
-    max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0))
-    protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(["mlflow2", "mlflow1", "auto"]))
-    registry_uri = fields.String(load_default=None, allow_none=True)
-    poll_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05))
-    models_file = fields.String(load_default=None, allow_none=True)
-    model_root = fields.String(load_default=None, allow_none=True)
-    registry_models = fields.Boolean(load_default=False)
-    registry_alias = fields.String(load_default=None, allow_none=True)
-    default_model = fields.String(load_default=None, allow_none=True)
-    model_param = fields.String(load_default="model")
-    max_loaded_models = fields.Integer(load_default=10, validate=validate.Range(min=1))
-    max_memory_mb = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    admin_api = fields.Boolean(load_default=False)
+        load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"]),
+        metadata=_doc("Logging level of the server and of gunicorn.", "--log-level"))
+    check_serving_input = fields.Boolean(load_default=False, metadata=_doc(
+        "Score the model's saved serving input example at start-up and refuse to start if it fails.",
+        "--check-serving-input/--no-check-serving-input"))
+    threads = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata=_doc(
+        "Threads per worker. Above 1, workers are gthread workers and can batch concurrent requests.",
+        "--threads"))
+    batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]), metadata=_doc(
+        "Adaptive batching of concurrent requests (needs threads > 1): auto = for models whose rows are scored "
+        "independently (scikit-learn); on = also for custom models (you vouch for them); off.", "--batching"))
+    max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1), metadata=_doc(
+        "Largest merged batch, in rows.", "--max-batch-size"))
+    max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0), metadata=_doc(
+        "Longest a batch waits for requests still being decoded, in milliseconds.", "--max-batch-time-ms"))
+    protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(PROTOCOLS), metadata=_doc(
+        "Wire protocol of the clients: mlflow2 (MLflow 2.x/3.x), mlflow1 (MLflow 1.x: bare DataFrame JSON, "
+        "format= parameters, bare responses) or auto (each request answered in its own generation); see "
+        "docs/migrating-from-mlflow1.md.", "--protocol"))
+    registry_uri = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Model registry root for models:/ URIs, also used by `scoring-server registry` (unset: "
+        "~/.scoring-server/registry).", "--registry"))
+    poll_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05), metadata=_doc(
+        "Seconds between checks of a followed models:/ reference (a stage, an @alias or /latest).",
+        "--poll-interval"))
+    models_file = fields.String(load_default=None, allow_none=True, validate=_existing(Path.is_file, "file"),
+                                metadata=_doc(
+        "Serve many models: a YAML file of name: uri (or name: {uri: ..., protocol: mlflow1}).", "--models",
+        section="Serving many models (docs/multi-model.md)"))
+    model_root = fields.String(load_default=None, allow_none=True, validate=_existing(Path.is_dir, "directory"),
+                               metadata=_doc(
+        "Serve every model directory directly under this folder, by folder name.", "--model-root"))
+    registry_models = fields.Boolean(load_default=False, metadata=_doc(
+        "Serve every registered model, following its Production stage (or registry_alias when set).",
+        "--registry-models/--no-registry-models"))
+    registry_alias = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "With registry_models: follow this alias instead of the Production stage.", "--registry-alias"))
+    default_model = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Model answering /invocations requests that name none.", "--default-model"))
+    model_param = fields.String(load_default="model", metadata=_doc(
+        "The request param that names the model on /invocations (an X-Model-Name header works too).",
+        "--model-param"))
+    max_loaded_models = fields.Integer(load_default=10, validate=validate.Range(min=1), metadata=_doc(
+        "Models kept loaded per worker; the least recently used is unloaded first.", "--max-loaded-models"))
+    max_memory_mb = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata=_doc(
+        "Unload least recently used models while a worker's resident memory is above this (MB).",
+        "--max-memory-mb"))
+    admin_api = fields.Boolean(load_default=False, metadata=_doc(
+        "Enable POST /models and DELETE /models/NAME (add and remove models at run time).",
+        "--admin-api/--no-admin-api"))
+
+    @validates_schema
+    def _one_model_or_many(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
+        """Checked once, on the merged layers: the two often come from different ones (a file and a flag)."""
+        if not partial and data.get("model_uri") and any(data.get(key) for key in MULTI_MODEL_KEYS):
+            raise ValidationError("serve one model (-m URI) or many (--models, --model-root, --registry-models), "
+                                  "not both", "model_uri")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One configuration key as the ``serve`` flags, the docs and ``conf/default.yaml`` present it."""
+
+    name: str
+    field: fields.Field
+
+    @property
+    def env(self) -> str:
+        return env_var(self.name)
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return self.field.metadata["flags"]
+
+    @property
+    def help(self) -> str:
+        return self.field.metadata["help"]
+
+    @property
+    def section(self) -> str | None:
+        return self.field.metadata["section"]
+
+    @property
+    def default(self) -> Any:
+        return self.field.load_default
+
+    @property
+    def default_text(self) -> str:
+        """The default as YAML writes it (``null``, ``false``, ``5.0``)."""
+        return yaml.safe_dump(self.default).splitlines()[0]
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The allowed values of a key restricted to a few, else ``None``."""
+        one_of = [v for v in self.field.validators if isinstance(v, validate.OneOf)]
+        return tuple(one_of[0].choices) if one_of else None
+
+
+def config_keys() -> list[ConfigKey]:
+    """Every configuration key, in the order the docs list them."""
+    return [ConfigKey(name, field) for name, field in ServerConfigSchema().fields.items()]
+
+
+def env_var(key: str) -> str:
+    """The one environment variable that sets ``key`` (``port`` → ``SCORING_SERVER_PORT``)."""
+    return ENV_PREFIX + key.upper()
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
@@ -96,10 +215,15 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     """Merge the layers and validate the result; ``None`` overrides mean "not given"."""
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(_validated(_read_yaml(path), f"config file {path}"))
+        values.update(_validated(_read_yaml(path, "config file"), f"config file {path}"))
     values.update(_validated(_from_env(os.environ if env is None else env), "environment"))
     values.update(_validated({k: v for k, v in (overrides or {}).items() if v is not None}, "options"))
     return ServerConfig(**_validated(values, "configuration", partial=False))
+
+
+def config_from_environment() -> ServerConfig:
+    """What ``serve`` without flags would use; for gunicorn started directly (conf/gunicorn.conf.py, wsgi)."""
+    return load_config(os.environ.get(CONFIG_ENV))
 
 
 def default_values() -> dict[str, Any]:
@@ -107,30 +231,86 @@ def default_values() -> dict[str, Any]:
     return ServerConfigSchema().load({})
 
 
-def _read_yaml(path: str | Path) -> dict:
+@dataclass(frozen=True)
+class ModelEntry:
+    """A served name, the URI it loads from, and optionally its own wire protocol."""
+
+    name: str
+    uri: str
+    protocol: str | None = None
+
+
+class ModelEntrySchema(Schema):
+    """One model of a models file or of an admin API request; names end up in URLs and log lines."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=[
+        validate.Length(max=MODEL_NAME_MAX),
+        # \Z, not $: "$" also matches before a trailing newline.
+        validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z",
+                        error="use letters, digits, '.', '_' and '-', starting with a letter or digit"),
+    ])
+    uri = fields.String(required=True, validate=validate.Length(min=1))
+    protocol = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PROTOCOLS))
+
+    @post_load
+    def _entry(self, data: dict, **kwargs: Any) -> ModelEntry:
+        return ModelEntry(**data)
+
+
+def model_entry(name: Any, spec: Any, source: str) -> ModelEntry:
+    """A validated model: ``spec`` is a URI or ``{"uri": ..., "protocol"?: ...}``; ``source`` is for errors.
+
+    The models file and the admin API (``POST /models``) both come here, so they accept the same models.
+    """
+    values = {"uri": spec} if isinstance(spec, str) else spec
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: model {name!r} needs a uri")
+    if "name" in values:  # the name is the models file's key (or the request's "name"), not part of the spec
+        raise ConfigError(f"{source}: model {name!r}: name: Unknown field.")
+    try:
+        return ModelEntrySchema().load({**values, "name": name})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: model {name!r}: {_problems(exc)}") from None
+
+
+def read_models_file(path: str | Path) -> list[ModelEntry]:
+    """``models.yaml``: ``name: uri`` or ``name: {uri: ..., protocol: ...}``, optionally under ``models:``."""
+    content = _read_yaml(path, "models file")
+    models = content.get("models", content)
+    if not isinstance(models, dict):
+        raise ConfigError(f"models file {path}: expected a mapping of model names to URIs")
+    return [model_entry(str(name), spec, f"models file {path}") for name, spec in models.items()]
+
+
+def _read_yaml(path: str | Path, kind: str) -> dict:
     try:
         content = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {kind} {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{kind} {path} is not valid YAML: {exc}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        raise ConfigError(f"{kind} {path} must hold a mapping of keys to values")
     return content
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, str]:
-    names = [f.name for f in dataclass_fields(ServerConfig)]
-    return {name: env[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in env}
+    return {key.name: env[key.env] for key in config_keys() if key.env in env}
 
 
 def _validated(values: dict, source: str, partial: bool = True) -> dict:
     """Validate one layer; only the final merge (``partial=False``) fills in defaults."""
     try:
-        loaded = ServerConfigSchema().load(values, partial=partial)
+        return ServerConfigSchema().load(values, partial=partial)
     except ValidationError as exc:
-        problems = "; ".join(f"{key}: {' '.join(map(str, msgs))}" for key, msgs in exc.messages.items())
-        raise ConfigError(f"invalid {source}: {problems}") from None
-    return loaded
+        raise ConfigError(f"invalid {source}: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """``key: message`` for each key at fault, so the message says where to look."""
+    return "; ".join(f"{key}: {' '.join(map(str, msgs))}" for key, msgs in exc.messages.items())

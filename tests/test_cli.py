@@ -1,9 +1,10 @@
-"""The `scoring-server` command line: batch `predict` and `serve` argument errors."""
+"""The `scoring-server` command line: batch `predict`, `serve` flags and configuration, `registry`."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 from .conftest import FIXTURES, REPO
 
@@ -11,14 +12,28 @@ IRIS = FIXTURES / "iris"
 CSV = "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
 
 
-def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scoring_server", *args], cwd=REPO, input=stdin,
-                          capture_output=True, text=True, timeout=120)
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, stdin: str | None = None) -> CliResult:
+    """The command line in this process (click's runner): what a new process would print and exit with."""
+    from click.testing import CliRunner
+
+    from scoring_server.cli import main
+
+    result = CliRunner().invoke(main, list(args), input=stdin, env={"SCORING_SERVER_CONFIG": None})
+    return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
 def test_predict_json_from_stdin_to_stdout():
+    """Once through the real entry point (``python -m scoring_server``); the other tests run it in-process."""
     body = json.dumps({"dataframe_split": {"columns": CSV.splitlines()[0].split(","), "data": [[5.1, 3.5, 1.4, 0.2]]}})
-    result = run_cli("predict", "-m", str(IRIS), stdin=body)
+    result = subprocess.run([sys.executable, "-m", "scoring_server", "predict", "-m", str(IRIS)], cwd=REPO,
+                            input=body, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"predictions": [0]}
 
@@ -103,3 +118,129 @@ def test_serve_starts_when_the_startup_check_passes():
     server = RunningServer(IRIS, "--check-serving-input", workers=1)
     output = server.stop()
     assert "scores its serving input example" in output
+
+
+# --- serve's flags come from the configuration schema ------------------------------------------
+
+CONTRACT_FLAGS = {
+    "model_uri": ["-m", "--model-uri"], "host": ["-h", "--host"], "port": ["-p", "--port"],
+    "workers": ["-w", "--workers"], "timeout": ["-t", "--timeout"], "config_path": ["--config"],
+    "expose_stack_traces": ["--expose-stack-traces", "--no-expose-stack-traces"],
+    "check_serving_input": ["--check-serving-input", "--no-check-serving-input"], "threads": ["--threads"],
+    "batching": ["--batching"], "max_batch_size": ["--max-batch-size"], "max_batch_time_ms": ["--max-batch-time-ms"],
+    "protocol": ["--protocol"], "registry_uri": ["--registry"], "poll_interval_seconds": ["--poll-interval"],
+    "models_file": ["--models"], "model_root": ["--model-root"], "registry_models": ["--registry-models"],
+    "registry_alias": ["--registry-alias"], "default_model": ["--default-model"],
+    "max_loaded_models": ["--max-loaded-models"], "max_memory_mb": ["--max-memory-mb"],
+    "admin_api": ["--admin-api", "--no-admin-api"], "log_level": ["--log-level"],
+    "max_request_bytes": ["--max-request-bytes"],
+}
+
+
+def serve_flags() -> dict[str, list[str]]:
+    from scoring_server.cli import serve
+
+    return {param.name: [*param.opts, *param.secondary_opts] for param in serve.params if param.opts}
+
+
+def test_serve_keeps_every_flag_with_its_meaning():
+    flags = serve_flags()
+    for name, expected in CONTRACT_FLAGS.items():
+        assert set(expected) <= set(flags[name]), name
+
+
+def test_every_config_key_has_a_serve_flag():
+    from scoring_server.config import config_keys
+
+    flags = serve_flags()
+    assert all(key.name in flags and flags[key.name] for key in config_keys())
+
+
+def served_config(monkeypatch, *args: str, env: dict | None = None):
+    """The configuration ``serve ARGS`` would serve with (the server itself is not started)."""
+    from click.testing import CliRunner
+
+    from scoring_server import cli
+
+    served = []
+    monkeypatch.setattr(cli, "_serve", served.append)
+    result = CliRunner().invoke(cli.main, ["serve", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return served[0]
+
+
+def test_serve_contract_flags_and_the_new_ones(monkeypatch):
+    config = served_config(monkeypatch, "-m", "./model", "-h", "0.0.0.0", "-p", "8123", "-w", "3", "-t", "9",
+                           "--log-level", "debug", "--max-request-bytes", "1000", "--model-param", "which")
+    assert (config.model_uri, config.host, config.port, config.workers, config.timeout) == ("./model", "0.0.0.0", 8123, 3, 9)
+    assert (config.log_level, config.max_request_bytes, config.model_param) == ("debug", 1000, "which")
+
+
+def test_serve_reads_the_config_file_named_by_scoring_server_config(monkeypatch, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("port: 6002\n")
+    assert served_config(monkeypatch, "-m", "./model", env={"SCORING_SERVER_CONFIG": str(path)}).port == 6002
+
+
+def test_gunicorn_conf_sets_what_serve_would_for_the_same_environment(monkeypatch, tmp_path):
+    import runpy
+
+    from scoring_server.server import gunicorn_options
+
+    path = tmp_path / "c.yaml"
+    path.write_text("host: 0.0.0.0\nthreads: 4\nlog_level: warning\n")
+    for name, value in {"SCORING_SERVER_CONFIG": str(path), "SCORING_SERVER_MODEL_URI": str(IRIS),
+                        "SCORING_SERVER_PORT": "6123", "SCORING_SERVER_WORKERS": "3",
+                        "SCORING_SERVER_TIMEOUT": "17"}.items():
+        monkeypatch.setenv(name, value)
+    conf = runpy.run_path(str(REPO / "conf" / "gunicorn.conf.py"))
+    expected = gunicorn_options(served_config(monkeypatch))
+    settings = ("bind", "workers", "threads", "timeout", "loglevel")
+    assert {name: conf[name] for name in settings} == {name: expected[name] for name in settings}
+    assert conf["bind"] == "0.0.0.0:6123" and conf["preload_app"] is True
+
+
+def test_cli_imports_no_serving_modules_until_a_command_needs_them():
+    code = ("import sys, scoring_server.cli; "
+            "print(sorted(m for m in ('scoring_server.app', 'scoring_server.pipeline', 'flask', 'gunicorn', "
+            "'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+# --- the registry commands find the registry the server uses ------------------------------------
+
+def run_registry(tmp_path, *args: str, env: dict[str, str]):
+    """``scoring-server registry ARGS`` in-process, with HOME moved so the default root is never touched."""
+    from click.testing import CliRunner
+
+    from scoring_server.cli import main
+
+    clean = {"SCORING_SERVER_REGISTRY_URI": None, "SCORING_REGISTRY_URI": None, "HOME": str(tmp_path / "home")}
+    return CliRunner().invoke(main, ["registry", *args], env={**clean, **env})
+
+
+def test_registry_cli_honours_scoring_server_registry_uri(tmp_path):
+    from scoring_server.registry import ModelRegistry
+
+    root = tmp_path / "registry"
+    result = run_registry(tmp_path, "create", "fraud", env={"SCORING_SERVER_REGISTRY_URI": str(root)})
+    assert result.exit_code == 0, result.output
+    assert [model.name for model in ModelRegistry(root).list_models()] == ["fraud"]
+
+
+def test_registry_flag_is_taken_after_the_subcommand_too(tmp_path):
+    root = tmp_path / "registry"
+    assert run_registry(tmp_path, "create", "fraud", "--registry", str(root), env={}).exit_code == 0
+    listed = run_registry(tmp_path, "list", "--json", "--registry", str(root), env={})
+    assert [model["name"] for model in json.loads(listed.output)] == ["fraud"]
+
+
+def test_old_registry_variable_still_works_with_a_deprecation_warning(tmp_path, caplog):
+    from scoring_server.registry import ModelRegistry
+
+    root = tmp_path / "registry"
+    result = run_registry(tmp_path, "create", "fraud", env={"SCORING_REGISTRY_URI": str(root)})
+    assert result.exit_code == 0, result.output
+    assert [model.name for model in ModelRegistry(root).list_models()] == ["fraud"]
+    assert "SCORING_REGISTRY_URI is deprecated; set SCORING_SERVER_REGISTRY_URI" in caplog.text

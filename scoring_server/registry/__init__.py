@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flavors import ModelLoadError
+from flavors.errors import ModelLoadError
 from flavors.uri import RESOLVERS
 
 from .errors import RegistryError

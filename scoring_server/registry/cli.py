@@ -10,15 +10,17 @@ import click
 
 from .errors import RegistryError
 from .names import STAGES
-from .registry import ModelRegistry
+from .registry import ROOT_ENV, ModelRegistry
 from .store import ModelVersion, RegisteredModel
 
 _CONTEXT = {"help_option_names": ["--help"]}
+_registry_option = click.option(
+    "--registry", "root",
+    help=f"Registry root directory (default ${ROOT_ENV}, else ~/.scoring-server/registry).")
 
 
 @click.group(context_settings=_CONTEXT)
-@click.option("--registry", "root", envvar="SCORING_REGISTRY_URI",
-              help="Registry root directory (default ~/.scoring-server/registry).")
+@_registry_option
 @click.pass_context
 def registry(ctx: click.Context, root: str | None) -> None:
     """Register models and move them through stages and aliases."""
@@ -26,15 +28,19 @@ def registry(ctx: click.Context, root: str | None) -> None:
 
 
 def _command(group: click.Group, name: str | None = None):
-    """A registry subcommand: gets the registry, turns RegistryError into a clean exit, offers --json."""
+    """A registry subcommand: gets the registry, turns RegistryError into a clean exit, offers --json.
+
+    ``--registry`` is taken after the subcommand too (``registry list --registry DIR``), where it wins.
+    """
     def decorate(func):
         @group.command(name, context_settings=_CONTEXT)
+        @_registry_option
         @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
         @click.pass_obj
         @wraps(func)
-        def command(root, as_json, **kwargs):
+        def command(group_root, root, as_json, **kwargs):
             try:
-                result = func(ModelRegistry(root), **kwargs)
+                result = func(ModelRegistry(root or group_root), **kwargs)
             except RegistryError as exc:
                 raise click.ClickException(str(exc)) from None
             _print(result, as_json)

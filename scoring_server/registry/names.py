@@ -9,8 +9,8 @@ from .errors import RegistryError
 STAGES = ("None", "Staging", "Production", "Archived")
 LATEST = "latest"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" also matches before a final newline
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?$")
 
 

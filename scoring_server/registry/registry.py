@@ -5,25 +5,50 @@ cannot change a registered version.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from flavors import ModelLoadError, read_mlmodel, resolve_model_uri
+from flavors.errors import ModelLoadError
+from flavors.uri import resolve_model_uri
 
+from ..config import env_var
 from .errors import RegistryError
 from .names import ModelReference, canonical_stage, check_alias, check_name, parse_models_uri
 from .store import READY, ModelVersion, RegisteredModel, RegistryStore, SqliteStore
 
-ROOT_ENV = "SCORING_REGISTRY_URI"
+ROOT_ENV = env_var("registry_uri")
+DEPRECATED_ROOT_ENV = "SCORING_REGISTRY_URI"
 DEFAULT_ROOT = "~/.scoring-server/registry"
+
+_logger = logging.getLogger(__name__)
 
 
 def registry_root(root: str | Path | None = None) -> Path:
-    """The registry root: the argument, else ``$SCORING_REGISTRY_URI``, else ``~/.scoring-server/registry``."""
-    value = str(root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+    """The registry root: the argument, else ``$SCORING_SERVER_REGISTRY_URI``, else ``~/.scoring-server/registry``.
+
+    The variable is the server's ``registry_uri`` setting, so ``scoring-server registry``, ``serve`` and
+    ``models:/`` URIs given to ``predict`` all find the same registry.
+    """
+    value = str(root or os.environ.get(ROOT_ENV) or _deprecated_root() or DEFAULT_ROOT)
     return resolve_model_uri(value) if value.startswith("file:") else Path(value).expanduser().resolve()
+
+
+def _deprecated_root() -> str | None:
+    """``$SCORING_REGISTRY_URI``, the registry's own name for the root before it joined the server settings."""
+    value = os.environ.get(DEPRECATED_ROOT_ENV)
+    if value:
+        _warn_deprecated(value)
+    return value
+
+
+@functools.cache
+def _warn_deprecated(value: str) -> None:
+    """Once per value: a follower resolves the root at every poll and must not flood the log."""
+    _logger.warning("%s is deprecated; set %s=%s instead", DEPRECATED_ROOT_ENV, ROOT_ENV, value)
 
 
 class ModelRegistry:
@@ -54,6 +79,8 @@ class ModelRegistry:
 
     def register(self, name: str, source: str, description: str = "", tags: dict | None = None) -> ModelVersion:
         """Copy the model directory at ``source`` into the registry as the next version of ``name``."""
+        from flavors.mlmodel import read_mlmodel  # pandas (signatures): only when registering
+
         check_name(name)
         try:
             source_dir = resolve_model_uri(source)

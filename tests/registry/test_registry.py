@@ -75,6 +75,8 @@ def test_tags_and_descriptions(registry):
         (lambda r: r.get_version("iris", 9), "no version 9"),
         (lambda r: r.transition("iris", 1, "Prod"), "unknown stage"),
         (lambda r: r.register("bad/name", IRIS), "invalid model name"),
+        (lambda r: r.register("iris\n", IRIS), "invalid model name"),
+        (lambda r: r.set_alias("iris", "champion\n", 1), "invalid alias"),
         (lambda r: r.register("iris", "/nonexistent"), "cannot register"),
         (lambda r: r.set_alias("iris", "v3", 1), "invalid alias"),
         (lambda r: r.set_alias("iris", "latest", 1), "invalid alias"),
@@ -102,7 +104,7 @@ def test_uri_forms():
 
 def test_models_uris_resolve_for_every_model_loader(registry, monkeypatch):
     registry.register("iris", IRIS)
-    monkeypatch.setenv("SCORING_REGISTRY_URI", str(registry.root))
+    monkeypatch.setenv("SCORING_SERVER_REGISTRY_URI", str(registry.root))
     import scoring_server.registry  # noqa: F401 - registers the scheme
 
     assert resolve_model_uri("models:/iris/1") == resolve_model_uri(registry.get_version("iris", 1).path)
