@@ -7,98 +7,115 @@ from flask import Flask
 
 from flavors import LoadedModel
 
-from .batching import AdaptiveBatcher
-from .config import ServerConfig, load_config
+from .catalog.cache import LoadedModels
+from .catalog.catalog import ModelCatalog
+from .catalog.follower import ReferenceFollower
+from .catalog.loading import ModelIdentity, import_shared_modules, is_moving_reference, load_served_model
+from .catalog.slot import ModelSlot
+from .catalog.sources import AdminChanges, ModelSources, entries_from_root
+from .config import ModelEntry, ServerConfig, load_config, read_models_file
 from .error_handlers import register_error_handlers
-from .model_slot import ModelSlot
-from .model_source import ModelFollower, ModelIdentity, is_moving_reference, load_served_model
-from .pipeline import Scorer
-from .prediction import predict
-from .model_catalog import ModelCatalog, entries_from_file, entries_from_registry, entries_from_root
+from .monitoring import Observers
+from .pipeline import BatchingPolicy, Scorer
 from .routes import health, models, scoring
 from .serving_input_check import check_serving_input_example
 
 _logger = logging.getLogger(__name__)
 
 
-def make_batcher(model: LoadedModel, config: ServerConfig) -> AdaptiveBatcher | None:
-    """A batcher when threads can bring concurrent requests and the model's rows are independent."""
-    wanted = config.batching == "on" or (config.batching == "auto" and model.row_independent)
-    if config.threads < 2 or not wanted:
-        return None
-    return AdaptiveBatcher(lambda data, params: predict(model, data, params), config.max_batch_size,
-                           config.max_batch_time_ms)
-
-
 def create_app(config: ServerConfig | None = None, model: LoadedModel | None = None) -> Flask:
     """Build a scoring app; the model is loaded here (once per process) unless one is given.
 
-    A moving registry reference (``models:/NAME/Production``, ``@alias``, ``/latest``) also gets a
-    :class:`ModelFollower`, started in each worker by ``server.start_worker_threads``.
+    A server of many models (``--models``, ``--model-root``, ``--registry-models``) loads its
+    models on demand in each worker instead. Moving registry references are followed by the
+    app's :class:`ReferenceFollower`, started in each worker by ``server.start_worker_threads``.
     """
     config = config or load_config()
     logging.getLogger("scoring_server").setLevel(config.log_level.upper())
-    if config.multi_model and model is None:
-        if config.model_uri:
-            raise ValueError("serve one model (-m URI) or many (--models, --model-root, --registry-models), not both")
-        return _multi_model_app(config)
-    if model is not None:
-        identity = ModelIdentity(model.metadata.path.name)
-    elif config.model_uri:
-        model, identity = load_served_model(config.model_uri, config.registry_uri)
-        _logger.info("Loaded model %s (flavor %s)", config.model_uri, model.flavor)
-    else:
-        raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
-    slot = ModelSlot(_scorer(model, identity, config))
-    if config.check_serving_input:
-        check_serving_input_example(slot.scorer)
-        _logger.info("The model scores its serving input example")
-    app = _flask_app(config)
-    app.extensions["model_slot"] = slot
-    if config.model_uri and is_moving_reference(config.model_uri):
-        app.extensions["model_follower"] = ModelFollower(
-            config.model_uri, config.registry_uri, identity,
-            install=lambda new_model, new_identity: slot.install(_scorer(new_model, new_identity, config)),
-        )
-    return app
-
-
-def _multi_model_app(config: ServerConfig) -> Flask:
-    """An app serving a catalog of models, loaded on demand in each worker."""
-    entries = []
-    if config.models_file:
-        entries += entries_from_file(config.models_file)
-    if config.model_root:
-        entries += entries_from_root(config.model_root)
-    if config.registry_models:
-        entries += entries_from_registry(config.registry_uri, config.registry_alias)
-    names = [entry.name for entry in entries]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"model names used twice: {duplicates}")
-    if config.default_model is not None and config.default_model not in names:
-        raise ValueError(f"default_model {config.default_model!r} is not one of the served models {sorted(names)}")
-    catalog = ModelCatalog(
-        entries, lambda model, identity, entry: _scorer(model, identity, config, entry.protocol),
-        config.max_loaded_models, config.max_memory_mb, config.registry_uri,
-    )
-    _logger.info("Serving %d models on demand (at most %d loaded per worker)", len(entries), config.max_loaded_models)
-    app = _flask_app(config)
-    app.extensions["model_catalog"] = catalog
-    app.register_blueprint(models.blueprint)
-    return app
-
-
-def _flask_app(config: ServerConfig) -> Flask:
     app = Flask("scoring_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config
+    app.extensions["observers"] = Observers()
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
     register_error_handlers(app)
+    if config.multi_model and model is None:
+        _serve_catalog(app, config)
+    else:
+        _serve_one(app, config, model)
     return app
 
 
-def _scorer(model: LoadedModel, identity: ModelIdentity, config: ServerConfig, protocol: str | None = None) -> Scorer:
-    """A model's scorer as this server's configuration says (``protocol`` overrides the server's)."""
-    return Scorer(model, make_batcher(model, config), protocol or config.protocol, identity)
+def close_app(app: Flask) -> None:
+    """Remove what the app made for the server's lifetime (called once, by the server's master)."""
+    catalog = app.extensions.get("model_catalog")
+    if catalog is not None and catalog.sources.admin is not None:
+        catalog.sources.admin.delete()
+
+
+def batching_policy(model: LoadedModel, config: ServerConfig) -> BatchingPolicy | None:
+    """Batching when threads can bring concurrent requests and the model's rows are independent."""
+    wanted = config.batching == "on" or (config.batching == "auto" and model.row_independent)
+    if config.threads < 2 or not wanted:
+        return None
+    return BatchingPolicy(config.max_batch_size, config.max_batch_time_ms, wait_timeout=config.timeout)
+
+
+def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> None:
+    if model is not None:
+        identity = ModelIdentity(model.metadata.path.name)
+    elif config.model_uri:
+        _logger.info("Loading model %s", config.model_uri)
+        model, identity = load_served_model(config.model_uri, config.registry_uri)
+        _logger.info("Loaded model %s version %s (flavor %s)", identity.name, identity.version, model.flavor)
+    else:
+        raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
+    slot = ModelSlot(_scorer(app, config, model, identity))
+    if config.check_serving_input:
+        check_serving_input_example(slot.scorer)
+        _logger.info("The model scores its serving input example")
+    app.extensions["model_slot"] = slot
+    if config.model_uri and is_moving_reference(config.model_uri):
+        follower = _follower(app, config)
+        follower.watch(config.model_uri, config.model_uri, identity,
+                       lambda new_model, new_identity: slot.install(_scorer(app, config, new_model, new_identity)))
+
+
+def _serve_catalog(app: Flask, config: ServerConfig) -> None:
+    """Serve a catalog of models, loaded on demand in each worker."""
+    configured = read_models_file(config.models_file) if config.models_file else []
+    if config.model_root:
+        configured += entries_from_root(config.model_root)
+    sources = ModelSources(configured, config.registry_uri, config.registry_alias, config.registry_models,
+                           AdminChanges() if config.admin_api else None)
+    names = [entry.name for entry in configured]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"model names used twice: {duplicates}")
+    served = sorted(sources.entries())
+    if config.default_model is not None and config.default_model not in served:
+        raise ValueError(f"default_model {config.default_model!r} is not one of the served models {served}")
+    _logger.info("Imported %s before starting workers",
+                 ", ".join(import_shared_modules([sources.entries()[name].uri for name in served],
+                                                 config.registry_uri)) or "nothing")
+    catalog = ModelCatalog(
+        sources, lambda model, identity, entry: _scorer(app, config, model, identity, entry),
+        LoadedModels(config.max_loaded_models, config.max_memory_mb), _follower(app, config),
+    )
+    _logger.info("Serving %d model%s on demand (at most %d loaded per worker)",
+                 len(served), "" if len(served) == 1 else "s", config.max_loaded_models)
+    app.extensions["model_catalog"] = catalog
+    app.register_blueprint(models.blueprint)
+
+
+def _follower(app: Flask, config: ServerConfig) -> ReferenceFollower:
+    follower = ReferenceFollower(config.registry_uri, config.poll_interval_seconds)
+    app.extensions["follower"] = follower
+    return follower
+
+
+def _scorer(app: Flask, config: ServerConfig, model: LoadedModel, identity: ModelIdentity,
+            entry: ModelEntry | None = None) -> Scorer:
+    """A model's scorer as this server's configuration says (a catalog entry's protocol overrides it)."""
+    protocol = entry.protocol if entry is not None and entry.protocol else config.protocol
+    return Scorer(model, protocol, identity, batching_policy(model, config), app.extensions["observers"])

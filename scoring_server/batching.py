@@ -9,12 +9,13 @@ concurrency. If a merged call fails, or its result cannot be split by rows, ever
 that batch is predicted on its own, so one bad request never fails the others.
 
 Only for models whose predictions are row-independent (see ``LoadedModel.row_independent``).
+A batcher belongs to one scorer in one process: the scorer makes it after the fork, on its first
+request, and closes it when its model is unloaded or replaced.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .errors import TEMPORARILY_UNAVAILABLE, ScoringError
 
 _logger = logging.getLogger(__name__)
 
@@ -46,21 +49,27 @@ class _Pending:
 
 
 class AdaptiveBatcher:
-    """Merges concurrent ``predict`` calls of one model in one worker process."""
+    """Merges concurrent ``predict`` calls of one model in one worker process.
 
-    def __init__(self, predict: Predict, max_batch_size: int, max_batch_time_ms: float) -> None:
+    Its batching thread starts with the first request and ends after ``idle_seconds`` without
+    one, so an idle or unloaded model holds no thread. After :meth:`close` (its model was
+    unloaded or replaced) requests still in flight are predicted one by one and the thread ends
+    once the queue is empty: nothing keeps the model alive. A request waits at most
+    ``wait_timeout`` seconds for its batch, then gets a 503.
+    """
+
+    def __init__(self, predict: Predict, max_batch_size: int, max_batch_time_ms: float,
+                 wait_timeout: float | None = None, idle_seconds: float = 1.0) -> None:
         self._predict = predict
         self.max_batch_size = max_batch_size
         self.max_batch_time = max_batch_time_ms / 1000
-        self._reset()
-        # gunicorn forks workers after the app (and this batcher) is built: each starts afresh.
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
+        self.wait_timeout = wait_timeout
+        self.idle_seconds = idle_seconds
         self._condition = threading.Condition()
         self._queue: list[_Pending] = []
         self._arriving = 0
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def arriving(self) -> None:
         """A request started decoding: worth waiting for if a batch is being collected."""
@@ -70,16 +79,20 @@ class AdaptiveBatcher:
     def predict(self, data: Any, params: dict | None) -> Any:
         """Predictions for ``data``, possibly computed together with other requests' rows."""
         rows = _row_count(data)
-        if rows is None:
+        if rows is None or self._closed:
             self.abandon()
             return self._predict(data, params)
         pending = _Pending(data, params, rows)
         with self._condition:
             self._arriving = max(self._arriving - 1, 0)
-            self._ensure_thread()
             self._queue.append(pending)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="adaptive-batcher", daemon=True)
+                self._thread.start()
             self._condition.notify_all()
-        pending.done.wait()
+        if not pending.done.wait(self.wait_timeout):
+            raise ScoringError(f"The prediction did not finish within {self.wait_timeout:g} s.",
+                               TEMPORARILY_UNAVAILABLE, status=503)
         if pending.error is not None:
             raise pending.error
         return pending.result
@@ -90,23 +103,35 @@ class AdaptiveBatcher:
             self._arriving = max(self._arriving - 1, 0)
             self._condition.notify_all()
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="adaptive-batcher", daemon=True)
-            self._thread.start()
+    def close(self) -> None:
+        """No more batches: the queue is finished and the thread ends (the model was unloaded)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    @property
+    def running(self) -> bool:
+        """Whether the batching thread is alive."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _run(self) -> None:
-        while True:
-            batch = self._collect()
+        while (batch := self._collect()):
             for group in _groups(batch):
                 self._predict_group(group)
 
     def _collect(self) -> list[_Pending]:
+        """The next batch; empty when the thread should end (closed, or idle too long)."""
         with self._condition:
+            idle_until = time.monotonic() + self.idle_seconds
             while not self._queue:
-                self._condition.wait()
+                remaining = idle_until - time.monotonic()
+                if self._closed or remaining <= 0:
+                    self._thread = None
+                    return []
+                self._condition.wait(remaining)
             deadline = time.monotonic() + self.max_batch_time
-            while (self._arriving > 0 and sum(p.rows for p in self._queue) < self.max_batch_size
+            while (not self._closed and self._arriving > 0 and sum(p.rows for p in self._queue) < self.max_batch_size
                    and (remaining := deadline - time.monotonic()) > 0):
                 self._condition.wait(remaining)
             batch, rows = [], 0

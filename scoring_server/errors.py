@@ -25,6 +25,14 @@ class ScoringError(Exception):
         self.status = status
         self.stack_trace = stack_trace
 
+    def answered_as(self, error_code: str) -> ScoringError:
+        """The same error under another protocol's ``error_code`` (this one is left as it is)."""
+        if error_code == self.error_code:
+            return self
+        answered = ScoringError(self.message, error_code, self.status, self.stack_trace)
+        answered.__cause__ = self.__cause__
+        return answered
+
     def to_dict(self, include_stack_trace: bool = False) -> dict:
         """The JSON body; the server-side stack trace only when asked for."""
         body = {"error_code": self.error_code, "message": self.message}

@@ -1,105 +1,148 @@
 """The scoring pipeline shared by the HTTP server and the batch commands:
-negotiate → decode → enforce the signature → predict → encode."""
+decode (the wire protocol) → enforce the signature → predict → encode (the wire protocol)."""
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import traceback
-from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from flavors import LoadedModel
 
-from . import content_types, protocols
-from .decoding import DecodedRequest, decode_body
-from .decoding.json_body import parse_json
-from .decoding.json_formats import PARAMS_KEY, decode_json_payload
-from .encoding import encode_predictions
-from .errors import BAD_REQUEST, ScoringError, invalid_input
 from .batching import AdaptiveBatcher
+from .catalog.loading import ModelIdentity
+from .decoding import DecodedRequest, ModelInputs, RequestBody
+from .errors import ScoringError, invalid_input
 from .fast_path import NumericFastPath
-from .model_source import ModelIdentity
+from .monitoring import Observers, ScoringEvent
 from .prediction import predict
-
+from .protocols import MLFLOW2, WireProtocol, protocol_named
 from .schema import enforce_input_schema, enforce_params
 
 _logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class BatchingPolicy:
+    """How a scorer batches concurrent requests (see :class:`AdaptiveBatcher`)."""
+
+    max_batch_size: int
+    max_batch_time_ms: float
+    wait_timeout: float | None = None
+
+
 class Scorer:
     """Scores request bodies for one loaded model; per-model decisions are made once, here.
 
-    ``protocol`` is the wire-protocol generation the model is served with (``protocols``);
-    ``identity`` the name and version it answers as.
+    ``protocol`` is the wire protocol the model is served with, ``identity`` the name and
+    version it answers as, ``batching`` whether concurrent requests share ``predict`` calls, and
+    ``observers`` who hears about every scored request.
     """
 
-    def __init__(self, model: LoadedModel, batcher: AdaptiveBatcher | None = None,
-                 protocol: str = protocols.MLFLOW2, identity: ModelIdentity | None = None) -> None:
+    def __init__(self, model: LoadedModel, protocol: WireProtocol | str = MLFLOW2,
+                 identity: ModelIdentity | None = None, batching: BatchingPolicy | None = None,
+                 observers: Observers | None = None) -> None:
         self.model = model
         self.identity = identity or ModelIdentity(model.metadata.path.name)
+        self.protocol = protocol_named(protocol) if isinstance(protocol, str) else protocol
         self.signature = model.metadata.signature
         self.fast_path = NumericFastPath.for_model(model)
-        self.batcher = batcher
-        self.protocol = protocol
+        self.inputs = ModelInputs(self.signature, self.fast_path)
+        self.batching = batching
+        self.observers = observers if observers is not None else Observers()
+        self._batcher: AdaptiveBatcher | None = None
+        self._batcher_pid = 0
+        self._batcher_lock = threading.Lock()
+        self._closed = False
 
     def score(self, body: bytes, content_type: str | None) -> bytes:
-        """Score one request body and return the JSON response body; raises :class:`ScoringError`."""
-        if self.batcher is None:
-            request = self.prepare(body, content_type)
-            raw = predict(self.model, request.data, request.params)
-        else:
-            self.batcher.arriving()
+        """Score one request body and return the response body; raises :class:`ScoringError`."""
+        return self.score_body(RequestBody(body, content_type))
+
+    def score_body(self, body: RequestBody) -> bytes:
+        """:meth:`score` for a body whose JSON may already have been parsed."""
+        event = ScoringEvent(self.identity.name, self.identity.version, self.protocol.name)
+        request = None
+        batcher = self._process_batcher()
+        try:
+            started = perf_counter()
+            if batcher is not None:  # a batch being collected is worth holding for a request still decoding
+                batcher.arriving()
             try:
-                request = self.prepare(body, content_type)
-            except BaseException:
-                self.batcher.abandon()
-                raise
-            raw = self.batcher.predict(request.data, request.params)
-        return encode_predictions(raw, wrap=request.wrapped)
-
-    def prepare(self, body: bytes, content_type: str | None) -> DecodedRequest:
-        """Decode and validate; an unforeseen failure on odd input is still the client's 400, never a 500."""
-        try:
-            return self._prepare(body, content_type)
-        except ScoringError:
-            raise
-        except Exception as exc:  # a decoder meeting input nobody foresaw
-            _logger.exception("Unexpected failure while decoding a request")
-            error = invalid_input(f"The request could not be processed: {type(exc).__name__}: {exc}")
-            error.stack_trace = traceback.format_exc()
-            raise error from exc
-
-    def _prepare(self, body: bytes, content_type: str | None) -> DecodedRequest:
-        negotiated = protocols.negotiate(content_type, self.protocol)
-        if negotiated.media_type not in (content_types.JSON, protocols.NUMPY_SPLIT):
-            decode = lambda: self._validated(decode_body(body, negotiated.media_type, self.signature))  # noqa: E731
-            return self._as_legacy(decode) if self.protocol == protocols.MLFLOW1 else decode()
-        payload = parse_json(body)
-        if protocols.is_legacy_request(negotiated, payload, self.protocol):
-            return self._as_legacy(lambda: self._from_payload(protocols.translate_legacy_payload(negotiated, payload)))
-        return self._from_payload(payload)
-
-    def _from_payload(self, payload: Any) -> DecodedRequest:
-        matrix = self.fast_path.matrix(payload) if self.fast_path else None
-        if matrix is not None:
-            return DecodedRequest(matrix, self._params(payload.get(PARAMS_KEY)))
-        return self._validated(decode_json_payload(payload, self.signature))
-
-    def _validated(self, request: DecodedRequest) -> DecodedRequest:
-        data = enforce_input_schema(request.data, self.signature.inputs if self.signature else None)
-        request.data = self.fast_path.frame_as_matrix(data) if self.fast_path else data
-        request.params = self._params(request.params)
-        return request
-
-    def _params(self, params: Any) -> dict | None:
-        return enforce_params(params, self.signature.params if self.signature else None)
-
-    @staticmethod
-    def _as_legacy(prepare: Callable[[], DecodedRequest]) -> DecodedRequest:
-        """Prepare a 1.x request: bare answer, and every error a BAD_REQUEST as 1.x clients know."""
-        try:
-            request = prepare()
+                request = self.protocol.decode(body, self.inputs)
+                self.validate(request)
+            except BaseException as exc:
+                if batcher is not None:
+                    batcher.abandon()
+                if isinstance(exc, ScoringError) or not isinstance(exc, Exception):
+                    raise
+                raise _unforeseen(exc) from exc
+            decoded = perf_counter()
+            event.format, event.rows, event.decode_seconds = request.format, request.rows, decoded - started
+            if batcher is not None:
+                raw = batcher.predict(request.data, request.params)
+            else:
+                raw = self.predict_now(request.data, request.params)
+            predicted = perf_counter()
+            event.predict_seconds = predicted - decoded
+            answer = self.protocol.encode(raw, request)
+            event.encode_seconds = perf_counter() - predicted
+            return answer
         except ScoringError as error:
-            error.error_code = BAD_REQUEST
-            raise
-        request.legacy = True
-        return request
+            answered = self.protocol.error(error, request)
+            event.status, event.error_code = answered.status, answered.error_code
+            if request is not None:
+                event.format, event.rows = request.format, request.rows
+            if answered is error:
+                raise
+            raise answered from error
+        finally:
+            if self.observers:
+                self.observers.emit(event)
+
+    def validate(self, request: DecodedRequest) -> None:
+        """Make ``request``'s input and params fit the model's signature (the fast path's matrix
+        is already in the model's columns and types)."""
+        if not request.validated:
+            data = enforce_input_schema(request.data, self.signature.inputs if self.signature else None)
+            request.data = self.fast_path.frame_as_matrix(data) if self.fast_path else data
+        request.params = enforce_params(request.params, self.signature.params if self.signature else None)
+
+    def predict_now(self, data: Any, params: dict | None) -> Any:
+        """The model's predictions for validated input: the one place a model is called."""
+        return predict(self.model, data, params)
+
+    def close(self) -> None:
+        """The model is no longer served: end this process's batching thread (requests still in
+        flight are answered) so that nothing keeps the model in memory."""
+        with self._batcher_lock:
+            self._closed = True
+            if self._batcher is not None:
+                self._batcher.close()
+
+    def _process_batcher(self) -> AdaptiveBatcher | None:
+        """This process's batcher, made on the first request after a fork (threads do not
+        survive a fork, and a batcher made before it would belong to the parent)."""
+        if self.batching is None or self._closed:
+            return None
+        pid = os.getpid()
+        if self._batcher_pid != pid:
+            with self._batcher_lock:
+                if self._batcher_pid != pid and not self._closed:
+                    policy = self.batching
+                    self._batcher = AdaptiveBatcher(self.predict_now, policy.max_batch_size,
+                                                    policy.max_batch_time_ms, policy.wait_timeout)
+                    self._batcher_pid = pid
+        return self._batcher
+
+
+def _unforeseen(exc: Exception) -> ScoringError:
+    """A decoder meeting input nobody foresaw: still the client's 400, never a 500 (logged with
+    its traceback)."""
+    _logger.exception("Unexpected failure while decoding a request", exc_info=exc)
+    error = invalid_input(f"The request could not be processed: {type(exc).__name__}: {exc}")
+    error.stack_trace = "".join(traceback.format_exception(exc))
+    return error

@@ -39,10 +39,16 @@ class ScoringServerApplication(BaseApplication):
 
 def start_worker_threads(worker: Any) -> None:
     """gunicorn ``post_worker_init`` hook: start the per-worker background threads (after the fork)."""
-    poll_seconds = worker.wsgi.config["SCORING_SERVER"].poll_interval_seconds
-    for background in ("model_follower", "model_catalog"):
-        if background in worker.wsgi.extensions:
-            worker.wsgi.extensions[background].start(poll_seconds)
+    follower = worker.wsgi.extensions.get("follower")
+    if follower is not None:
+        follower.start()
+
+
+def stop_server(arbiter: Any) -> None:
+    """gunicorn ``on_exit`` hook (the master, once): remove what the app made for the server's life."""
+    from .app import close_app
+
+    close_app(arbiter.app.wsgi())
 
 
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
@@ -61,6 +67,7 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "errorlog": "-",
         "proc_name": "scoring-server",
         "post_worker_init": start_worker_threads,
+        "on_exit": stop_server,
         # One shared control socket path per user would make two servers on a machine collide.
         "control_socket_disable": True,
     }

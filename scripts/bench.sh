@@ -2,6 +2,7 @@
 # Run the throughput benchmark from a fresh machine: installs wrk (Debian) if missing, creates
 # .venv with scoring-server and .bench/mlflow with MLflow (skip it with NO_MLFLOW=1), then runs
 # scripts/bench/bench.py with any arguments given here (e.g. --rounds 5 --duration 10).
+# BASELINE=REV also serves git revision REV (checked out in .bench/baseline) side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then
@@ -18,4 +19,11 @@ if [ "${NO_MLFLOW:-0}" != 1 ]; then
   .bench/mlflow/bin/python -m pip install --quiet mlflow==3.17.2 scikit-learn==1.9.1 skops==0.16.0 cloudpickle==3.1.2
   mlflow_args=(--mlflow-python .bench/mlflow/bin/python)
 fi
-exec .venv/bin/python scripts/bench/bench.py "${mlflow_args[@]}" "$@"
+baseline_args=()
+if [ -n "${BASELINE:-}" ]; then
+  rm -rf .bench/baseline
+  git worktree prune
+  git worktree add --detach --force .bench/baseline "$BASELINE" >/dev/null
+  baseline_args=(--baseline .bench/baseline)
+fi
+exec .venv/bin/python scripts/bench/bench.py "${mlflow_args[@]}" "${baseline_args[@]}" "$@"

@@ -3,27 +3,35 @@
 One module per body kind: ``json_body`` (bytes to a JSON value), ``json_formats`` (the four
 wrapper keys and raw LLM payloads), ``csv_body`` and ``parquet_body``. Decoding builds the
 data structure the client described; making it fit the model's signature is the next step
-(``scoring_server.schema_enforcement``).
+(``scoring_server.schema``). The wire protocols (``scoring_server.protocols``) choose which
+decoder a request goes to.
 """
 from __future__ import annotations
 
-from flavors.signature import ModelSignature
+from typing import Any
 
 from .. import content_types
 from .csv_body import decode_csv
-from .json_body import parse_json
-from .json_formats import decode_json_payload
+from .json_formats import PARAMS_KEY, decode_json_payload
 from .parquet_body import decode_parquet
-from .request import DecodedRequest
+from .request import DecodedRequest, ModelInputs, RequestBody
 
-__all__ = ["DecodedRequest", "decode_body"]
+__all__ = ["DecodedRequest", "ModelInputs", "RequestBody", "decode_json_request", "decode_table"]
 
 
-def decode_body(body: bytes, media_type: str, signature: ModelSignature | None) -> DecodedRequest:
-    """Decode a request body of a negotiated ``media_type`` (see ``content_types.negotiate``)."""
-    if media_type == content_types.JSON:
-        return decode_json_payload(parse_json(body), signature)
-    input_schema = signature.inputs if signature else None
+def decode_json_request(payload: Any, inputs: ModelInputs) -> DecodedRequest:
+    """A parsed MLflow 2.x JSON payload: numeric rows straight to a float matrix when the model
+    allows it (already in the model's columns and types), otherwise the general decoders."""
+    matrix = inputs.fast_path.matrix(payload) if inputs.fast_path else None
+    if matrix is not None:
+        key = next(key for key in payload if key != PARAMS_KEY)
+        return DecodedRequest(matrix, payload.get(PARAMS_KEY), key, validated=True)
+    return decode_json_payload(payload, inputs.signature)
+
+
+def decode_table(body: bytes, media_type: str, inputs: ModelInputs) -> DecodedRequest:
+    """A CSV or parquet body as a DataFrame."""
     if media_type == content_types.CSV:
-        return DecodedRequest(decode_csv(body, input_schema))
-    return DecodedRequest(decode_parquet(body))
+        input_schema = inputs.signature.inputs if inputs.signature else None
+        return DecodedRequest(decode_csv(body, input_schema), format="csv")
+    return DecodedRequest(decode_parquet(body), format="parquet")

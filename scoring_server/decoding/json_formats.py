@@ -17,7 +17,7 @@ from flavors.signature import ModelSignature, Schema
 
 from ..content_types import PROTOCOL_CHANGE_INFO
 from ..errors import ScoringError, invalid_input, invalid_parameter
-from .request import DecodedRequest
+from .request import LLM_FORMAT, DecodedRequest
 
 DATAFRAME_SPLIT = "dataframe_split"
 DATAFRAME_RECORDS = "dataframe_records"
@@ -52,7 +52,7 @@ def decode_json_payload(payload: Any, signature: ModelSignature | None) -> Decod
         data = decode_dataframe_records(value)
     else:
         data = decode_tensor_input(value, signature.inputs if signature else None)
-    return DecodedRequest(data, payload.get(PARAMS_KEY))
+    return DecodedRequest(data, payload.get(PARAMS_KEY), keys[0])
 
 
 def decode_dataframe_split(value: Any) -> pd.DataFrame:
@@ -123,5 +123,5 @@ def _split_llm_payload(payload: dict, signature: ModelSignature | None) -> Decod
     param_names = set(signature.params.names()) if signature and signature.params else set()
     data = {key: value for key, value in payload.items() if key not in param_names}
     params = {key: value for key, value in payload.items() if key in param_names}
-    return DecodedRequest(data, params or None, unwrapped=True)
+    return DecodedRequest(data, params or None, LLM_FORMAT)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from .. import __version__
-from ..routing import current_catalog
+from ..model_selection import current_catalog
 
 blueprint = Blueprint("health", __name__)
 

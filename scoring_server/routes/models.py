@@ -1,13 +1,13 @@
 """Routes of a server of many models: per-model scoring, listing, and the admin API."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from ..catalog.catalog import ModelCatalog
+from ..config import ConfigError, model_entry
 from ..errors import BAD_REQUEST, ENDPOINT_NOT_FOUND, ScoringError
-from ..model_catalog import ModelCatalog, ModelEntry
-from ..protocols import PROTOCOLS
-from ..routing import current_catalog
-from .scoring import score_with
+from ..model_selection import current_catalog
+from .scoring import request_body, score_with
 
 blueprint = Blueprint("models", __name__)
 
@@ -19,7 +19,7 @@ def _catalog() -> ModelCatalog:
 @blueprint.post("/models/<name>/invocations")
 def model_invocations(name: str) -> Response:
     """The scoring protocol of ``/invocations``, for the model ``name``."""
-    return score_with(_catalog().scorer(name))
+    return score_with(_catalog().scorer(name), request_body())
 
 
 @blueprint.get("/models")
@@ -36,25 +36,28 @@ def describe_model(name: str) -> Response:
 
 @blueprint.post("/models")
 def add_model() -> tuple[Response, int]:
-    """Admin API: ``{"name": ..., "uri": ..., "protocol"?: ...}`` adds a model (this worker)."""
-    _require_admin()
+    """Admin API: ``{"name": ..., "uri": ..., "protocol"?: ...}`` adds a model (every worker)."""
+    catalog = _admin_catalog()
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(body.get("uri"), str):
         raise ScoringError('Send {"name": NAME, "uri": MODEL_URI}', BAD_REQUEST)
-    if body.get("protocol") not in (None, *PROTOCOLS):
-        raise ScoringError(f"protocol must be one of {list(PROTOCOLS)}", BAD_REQUEST)
-    _catalog().add(ModelEntry(body["name"], body["uri"], body.get("protocol")))
-    return jsonify({"name": body["name"], "uri": body["uri"]}), 201
+    try:
+        entry = model_entry(body["name"], {key: value for key, value in body.items() if key != "name"}, "request")
+    except ConfigError as exc:
+        raise ScoringError(str(exc), BAD_REQUEST) from None
+    catalog.add(entry)
+    return jsonify({"name": entry.name, "uri": entry.uri}), 201
 
 
 @blueprint.delete("/models/<name>")
 def remove_model(name: str) -> Response:
-    """Admin API: unload and remove a model (this worker)."""
-    _require_admin()
-    _catalog().remove(name)
+    """Admin API: unload and remove a model (every worker)."""
+    _admin_catalog().remove(name)
     return jsonify({"name": name, "removed": True})
 
 
-def _require_admin() -> None:
-    if not current_app.config["SCORING_SERVER"].admin_api:
+def _admin_catalog() -> ModelCatalog:
+    catalog = _catalog()
+    if catalog.sources.admin is None:
         raise ScoringError("The admin API is off (enable it with --admin-api).", ENDPOINT_NOT_FOUND, 404)
+    return catalog

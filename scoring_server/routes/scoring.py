@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
+from ..decoding import RequestBody
+from ..model_selection import select_scorer
 from ..pipeline import Scorer
-from ..routing import request_scorer
 
 blueprint = Blueprint("scoring", __name__)
 
@@ -12,14 +13,19 @@ blueprint = Blueprint("scoring", __name__)
 @blueprint.post("/invocations")
 def invocations() -> Response:
     """Score the request body with the served model (or, serving several, the one it names)."""
-    return score_with(request_scorer())
+    body = request_body()
+    return score_with(select_scorer(body), body)
 
 
-def score_with(scorer: Scorer) -> Response:
-    """Score the request body with ``scorer``; the answer will name its model."""
+def request_body() -> RequestBody:
+    """This request's body and Content-Type."""
+    return RequestBody(request.get_data(cache=False), request.headers.get("Content-Type"))
+
+
+def score_with(scorer: Scorer, body: RequestBody) -> Response:
+    """Score ``body`` with ``scorer``; the answer will name its model."""
     g.scorer = scorer
-    body = scorer.score(request.get_data(cache=False), request.headers.get("Content-Type"))
-    return Response(body, mimetype="application/json")
+    return Response(scorer.score_body(body), mimetype="application/json")
 
 
 @blueprint.after_app_request

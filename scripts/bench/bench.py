@@ -70,19 +70,20 @@ class Target:
     name: str
     command: callable
     env: dict = field(default_factory=dict)
+    cwd: Path = REPO
     process: subprocess.Popen | None = None
     port: int = 0
     model: str = ""
 
     def start(self, scenario: Scenario, workers: int) -> None:
-        self.start_model(scenario.model, workers, scenario.ours_args if self.name == "ours" else ())
+        self.start_model(scenario.model, workers, scenario.ours_args if self.name in ("ours", "baseline") else ())
 
     def start_model(self, model: str, workers: int, extra: tuple[str, ...] = ()) -> None:
         """Start this server on a fixture model, on a free port, and wait for /ping."""
         self.stop()
         self.port, self.model = _free_port(), model
         self.process = subprocess.Popen(
-            self.command(MODELS / model, self.port, workers) + list(extra), cwd=REPO, env={**os.environ, **self.env},
+            self.command(MODELS / model, self.port, workers) + list(extra), cwd=self.cwd, env={**os.environ, **self.env},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         _wait_for_ping(self.port, self.process)
@@ -169,17 +170,18 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
 def report(results: dict, memory: dict, target_names: list[str]) -> str:
     """A markdown table of medians and ratios against the floor app and MLflow."""
     lines = ["| scenario | connections | " + " | ".join(f"{t} req/s" for t in target_names)
-             + " | ours/floor | ours/mlflow | ours p50 / p99 ms | floor p50 / p99 ms |",
-             "|---" * (4 + len(target_names) + 2) + "|"]
+             + " | ours/floor | ours/baseline | baseline/floor | ours/mlflow | ours p50 / p99 ms | floor p50 / p99 ms |",
+             "|---" * (6 + len(target_names) + 2) + "|"]
     for name, by_target in results.items():
         med = {t: statistics.median(r["rps"] for r in runs) for t, runs in by_target.items() if runs}
         lat = {t: (statistics.median(r["p50"] for r in runs), statistics.median(r["p99"] for r in runs))
                for t, runs in by_target.items() if runs}
-        ratio = lambda other: f"{med['ours'] / med[other]:.2f}×" if other in med and med.get(other) else "–"
+        ratio = lambda a, b: f"{med[a] / med[b]:.2f}×" if a in med and med.get(b) else "–"
         cells = [f"{med[t]:,.0f}" if t in med else "–" for t in target_names]
         lat_cell = lambda t: f"{lat[t][0]:.2f} / {lat[t][1]:.2f}" if t in lat else "–"
         lines.append(f"| {name} | {SCENARIOS[name].connections} | " + " | ".join(cells)
-                     + f" | {ratio('floor')} | {ratio('mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
+                     + f" | {ratio('ours', 'floor')} | {ratio('ours', 'baseline')} | {ratio('baseline', 'floor')}"
+                     + f" | {ratio('ours', 'mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
     lines.append("")
     for target, values in memory.items():
         lines.append(f"- worker RSS, {target}: " + ", ".join(f"{v:.1f} MiB" for v in values))
@@ -196,6 +198,8 @@ def main() -> None:
     parser.add_argument("--mlflow-python", help="python of a virtualenv with mlflow installed (omit to skip MLflow)")
     parser.add_argument("--ours-args", default="", help="extra `scoring-server serve` arguments")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor app")
+    parser.add_argument("--baseline", help="a checkout of another revision of scoring-server (a git worktree) to "
+                                           "run side by side as the 'baseline' target")
     parser.add_argument("--output", help="write the markdown table to this file too")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -204,6 +208,8 @@ def main() -> None:
     targets = [Target("ours", ours(sys.executable, args.ours_args.split()))]
     if not args.no_floor:
         targets.append(Target("floor", floor(sys.executable), env=FLOOR_ENV))
+    if args.baseline:
+        targets.append(Target("baseline", ours(sys.executable, args.ours_args.split()), cwd=Path(args.baseline)))
     if args.mlflow_python:
         bin_dir = str(Path(args.mlflow_python).parent)
         targets.append(Target("mlflow", mlflow(args.mlflow_python),

@@ -10,7 +10,10 @@ import pytest
 import requests
 from sklearn.dummy import DummyClassifier
 
+from flavors import load_model
 from flavors.sklearn import save_model
+from scoring_server.app import create_app
+from scoring_server.config import load_config
 from scoring_server.registry import ModelRegistry
 
 from ..conftest import FIXTURES, RunningServer
@@ -102,25 +105,33 @@ def test_promotions_under_load_switch_every_worker_without_failures(registry):
     assert all(EXPECTED[version] == predictions for version, predictions in load.answers)
 
 
-def test_alias_moves_are_followed_and_a_broken_version_keeps_the_old_one(registry, tmp_path):
+def test_alias_moves_are_followed_and_a_broken_version_keeps_the_old_one(registry, tmp_path, monkeypatch):
+    """In-process, calling the follower's check directly: a version that cannot load is tried once,
+    the old version keeps answering, and the next move is followed."""
+    import scoring_server.catalog.follower as follower_module
+
     broken = tmp_path / "broken"
     constant_model(broken, 2)
     (broken / "model.pkl").write_bytes(b"not a pickle")
     registry.register("iris", str(broken))                             # v4 cannot load
     registry.set_alias("iris", "champion", 1)
-    server = RunningServer("models:/iris@champion", "--registry", str(registry.root),
-                           "--poll-interval", str(POLL), workers=2)
-    try:
-        registry.set_alias("iris", "champion", 4)
-        time.sleep(POLL * 6)
-        assert versions_answering(server.url) == {"1"}
-        registry.set_alias("iris", "champion", 3)
-        wait_for_version(server.url, "3")
-        headers = requests.post(server.url + "/invocations", json=BODY, timeout=10).headers
-        assert headers["X-Model-Name"] == "iris"
-    finally:
-        log = server.stop()
-    assert "Loading iris version 4 failed; still serving version 1" in log
+    app = create_app(load_config(env={}, overrides={"model_uri": "models:/iris@champion",
+                                                    "registry_uri": str(registry.root)}))
+    follower, client = app.extensions["follower"], app.test_client()
+    loads = []
+    monkeypatch.setattr(follower_module, "load_model", lambda path: loads.append(path) or load_model(path))
+
+    def answer() -> tuple[str, list]:
+        response = client.post("/invocations", json=BODY)
+        return response.headers["X-Model-Version"], response.get_json()["predictions"]
+
+    assert follower.check() == [] and loads == []                      # nothing moved: nothing loaded
+    registry.set_alias("iris", "champion", 4)
+    assert follower.check() == [] and answer() == ("1", [0])
+    assert follower.check() == [] and len(loads) == 1                  # the broken version is not retried
+    registry.set_alias("iris", "champion", 3)
+    assert follower.check() == ["models:/iris@champion"] and answer() == ("3", [1])
+    assert client.post("/invocations", json=BODY).headers["X-Model-Name"] == "iris"
 
 
 def test_local_models_name_themselves_without_a_version():

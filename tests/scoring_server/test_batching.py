@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from scoring_server.batching import AdaptiveBatcher
+from scoring_server.errors import ScoringError
 
 
 class RecordingModel:
@@ -103,11 +104,73 @@ def test_output_that_cannot_be_split_falls_back_to_one_call_each():
     assert run_concurrently(batcher, arrays(8)) == [2.0 * i for i in range(8)]
 
 
+def started(function, *args) -> tuple[threading.Thread, dict]:
+    """``function`` running in a thread, and where its result (or exception) will be."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = function(*args)
+        except Exception as exc:  # handed back to the test
+            outcome["result"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
 def test_a_lone_request_is_predicted_without_waiting():
+    """The batch window is 10 minutes: a lone request that waited for it would not finish in 10 s."""
     model = RecordingModel()
-    batcher = AdaptiveBatcher(model, max_batch_size=64, max_batch_time_ms=60_000)
+    batcher = AdaptiveBatcher(model, max_batch_size=64, max_batch_time_ms=600_000)
     batcher.arriving()
+    thread, outcome = started(batcher.predict, np.ones((1, 2)), None)
+    thread.join(timeout=10)
+    assert not thread.is_alive() and outcome["result"].tolist() == [2.0]
+
+
+def test_a_batch_waits_for_a_request_still_decoding_and_goes_when_it_fails():
+    model = RecordingModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=64, max_batch_time_ms=600_000)
+    batcher.arriving()
+    batcher.arriving()  # a second request is still decoding: the first waits for it
+    thread, outcome = started(batcher.predict, np.ones((1, 2)), None)
+    thread.join(timeout=0.5)
+    assert thread.is_alive() and model.calls == []
+    batcher.abandon()  # the second request failed to decode: the batch goes at once
+    thread.join(timeout=10)
+    assert not thread.is_alive() and outcome["result"].tolist() == [2.0] and model.calls == [1]
+
+
+def test_close_ends_the_thread_and_later_requests_are_predicted_directly():
+    model = RecordingModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=64, max_batch_time_ms=5, idle_seconds=3600)
     assert batcher.predict(np.ones((1, 2)), None).tolist() == [2.0]
+    thread = batcher._thread
+    assert thread is not None and thread.is_alive()
+    batcher.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert batcher.predict(np.ones((2, 2)), None).tolist() == [2.0, 2.0] and not batcher.running
+
+
+def test_an_idle_batcher_ends_its_thread():
+    batcher = AdaptiveBatcher(RecordingModel(), max_batch_size=64, max_batch_time_ms=5, idle_seconds=0.01)
+    batcher.predict(np.ones((1, 2)), None)
+    thread = batcher._thread
+    if thread is not None:
+        thread.join(timeout=10)
+    assert not batcher.running
+
+
+def test_a_request_waits_at_most_the_wait_timeout():
+    release = threading.Event()
+    batcher = AdaptiveBatcher(lambda data, params: release.wait(10) and data, max_batch_size=64,
+                              max_batch_time_ms=5, wait_timeout=0.05)
+    with pytest.raises(ScoringError) as raised:
+        batcher.predict(np.ones((1, 2)), None)
+    release.set()
+    assert raised.value.status == 503 and raised.value.error_code == "TEMPORARILY_UNAVAILABLE"
 
 
 @pytest.mark.parametrize("data", [{"a": [1]}, np.ones(3)], ids=["dict", "1d_array"])

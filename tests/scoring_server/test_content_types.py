@@ -18,7 +18,7 @@ from scoring_server.errors import ScoringError
     ],
 )
 def test_supported_types_are_negotiated(header, expected):
-    assert content_types.negotiate(header) == expected
+    assert content_types.negotiate(header).media_type == expected
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from flavors.signature import ModelSignature
-from scoring_server.decoding import decode_body
+from scoring_server.decoding import ModelInputs, decode_table
 from scoring_server.decoding.json_body import parse_json
 from scoring_server.decoding.json_formats import decode_json_payload
 from scoring_server.errors import ScoringError
@@ -19,7 +19,7 @@ TENSOR_SIG = ModelSignature.from_mlmodel({"inputs": '[{"type": "tensor", "tensor
 def test_dataframe_split_with_index():
     request = decode_json_payload({"dataframe_split": {"columns": ["a"], "data": [[1], [2]], "index": [7, 8]}}, None)
     assert list(request.data.index) == [7, 8]
-    assert request.params is None and not request.unwrapped
+    assert request.params is None and request.format == "dataframe_split"
 
 
 def test_dataframe_records_keep_params():
@@ -61,14 +61,14 @@ def test_ragged_instances_are_bad_request():
 
 def test_llm_payload_is_split_by_the_param_schema_and_unwrapped():
     request = decode_json_payload({"messages": [{"role": "user"}], "temperature": 0.1, "max_tokens": 5}, COLUMN_SIG)
-    assert request.unwrapped
+    assert request.format == "llm"
     assert request.data == {"messages": [{"role": "user"}], "max_tokens": 5}
     assert request.params == {"temperature": 0.1}
 
 
 def test_llm_key_wins_over_format_keys():
     request = decode_json_payload({"prompt": "hi", "dataframe_split": {"data": []}}, None)
-    assert request.unwrapped and "dataframe_split" in request.data
+    assert request.format == "llm" and "dataframe_split" in request.data
 
 
 def test_utf16_and_bom_bodies_parse():
@@ -78,5 +78,5 @@ def test_utf16_and_bom_bodies_parse():
 
 def test_csv_reads_text_columns_as_text():
     sig = ModelSignature.from_mlmodel({"inputs": '[{"type": "string", "name": "code"}, {"type": "long", "name": "n"}]'})
-    frame = decode_body(b"code,n\n007,1\n", "text/csv", sig).data
+    frame = decode_table(b"code,n\n007,1\n", "text/csv", ModelInputs(sig)).data
     assert frame["code"].tolist() == ["007"] and frame["n"].tolist() == [1]

@@ -1,19 +1,20 @@
-"""Which model answers a request: the one model served, or a model of the catalog by name."""
+"""Which model answers an ``/invocations`` request: the one model served, or a model of the
+catalog by name."""
 from __future__ import annotations
 
-import orjson
 from flask import current_app, request
 
+from .catalog.catalog import ModelCatalog
+from .decoding import RequestBody
 from .errors import BAD_REQUEST, TEMPORARILY_UNAVAILABLE, ScoringError
-from .model_catalog import ModelCatalog
 from .pipeline import Scorer
 
 MODEL_HEADER = "X-Model-Name"
 
 
-def request_scorer() -> Scorer:
-    """The scorer for ``/invocations``: the served model, or (serving many) the model named by the
-    ``X-Model-Name`` header, else by the ``params`` entry ``model_param``, else the default model."""
+def select_scorer(body: RequestBody) -> Scorer:
+    """The served model, or (serving many) the model named by the ``X-Model-Name`` header, else by
+    the ``params`` entry ``model_param`` of a JSON body, else the default model."""
     catalog = current_catalog()
     if catalog is None:
         scorer = current_app.extensions["model_slot"].scorer
@@ -21,7 +22,7 @@ def request_scorer() -> Scorer:
             raise ScoringError("The model is not loaded yet.", TEMPORARILY_UNAVAILABLE, status=503)
         return scorer
     config = current_app.config["SCORING_SERVER"]
-    name = request.headers.get(MODEL_HEADER) or _name_from_params(config.model_param) or config.default_model
+    name = request.headers.get(MODEL_HEADER) or _name_from_params(body, config.model_param) or config.default_model
     if not name:
         raise ScoringError(
             f"This server serves several models: name one with the {MODEL_HEADER} header, with "
@@ -35,12 +36,14 @@ def current_catalog() -> ModelCatalog | None:
     return current_app.extensions.get("model_catalog")
 
 
-def _name_from_params(param: str) -> str | None:
+def _name_from_params(body: RequestBody, param: str) -> str | None:
+    """The model named in a JSON body's ``params``; the body is parsed here once and reused by decoding."""
     if (request.mimetype or "") != "application/json":
         return None
     try:
-        params = orjson.loads(request.get_data(cache=True)).get("params")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
+        payload = body.json()
+    except ScoringError:
+        return None  # decoding will answer the error
+    params = payload.get("params") if isinstance(payload, dict) else None
     name = params.get(param) if isinstance(params, dict) else None
     return name if isinstance(name, str) else None
