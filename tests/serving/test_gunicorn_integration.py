@@ -2,28 +2,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 import time
 from pathlib import Path
 
-import requests
-
-from ..conftest import FIXTURES, REPO, RunningServer, free_port
+from ..conftest import FIXTURES, CommandServer, RunningServer, free_port, worker_pids
 
 RECORD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-
-
-def worker_pids(master_pid: int) -> list[int]:
-    """The gunicorn master's child processes, read from /proc."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master_pid:
-            children.append(int(stat.parent.name))
-    return children
 
 
 def test_gunicorn_cmd_args_override_the_worker_count():
@@ -31,7 +16,7 @@ def test_gunicorn_cmd_args_override_the_worker_count():
     try:
         deadline = time.monotonic() + 20
         while len(worker_pids(server.process.pid)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert len(worker_pids(server.process.pid)) == 3
     finally:
         server.stop()
@@ -45,22 +30,10 @@ def test_model_is_loaded_once_in_the_master():
 
 def test_launch_script_serves_the_wsgi_entry():
     port = free_port()
-    env = {**os.environ, "SCORING_SERVER_PORT": str(port), "SCORING_SERVER_WORKERS": "2"}
-    gunicorn_bin = Path(os.sys.executable).parent
-    env["PATH"] = f"{gunicorn_bin}:{env['PATH']}"
-    process = subprocess.Popen(["bash", "scripts/serve.sh", str(FIXTURES / "iris")], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    env = {"SCORING_SERVER_PORT": str(port), "SCORING_SERVER_WORKERS": "2",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # the venv's gunicorn
+    server = CommandServer(["bash", "scripts/serve.sh", str(FIXTURES / "iris")], port, env)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        response = requests.post(url + "/invocations", json={"dataframe_records": [RECORD]}, timeout=10)
-        assert response.json() == {"predictions": [0]}
+        assert server.post({"dataframe_records": [RECORD]}).json() == {"predictions": [0]}
     finally:
-        process.terminate()
-        process.communicate(timeout=20)
+        server.stop()

@@ -2,11 +2,9 @@
 set in `auto` mode, against 1.x-style model directories; and 2.x unchanged by default."""
 from __future__ import annotations
 
-
 import pytest
-import requests
 
-from ..conftest import RunningServer
+from ..conftest import InProcessServer
 from .mlflow1_models import COLUMNS, write_pyfunc_model, write_sklearn_model
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -23,22 +21,19 @@ def legacy_dirs(tmp_path_factory):
             "pyfunc": write_pyfunc_model(root / "pyfunc")}
 
 
-def serve(model_dir, protocol):
-    return RunningServer(model_dir, "--protocol", protocol, workers=1)
+def serve(model_dir, protocol=None):
+    """The app for ``model_dir`` speaking ``protocol`` (None: the default)."""
+    return InProcessServer(model_dir, protocol=protocol)
 
 
 @pytest.fixture(scope="module")
-def mlflow1_server(legacy_dirs):
-    server = serve(legacy_dirs["sklearn"], "mlflow1")
-    yield server
-    server.stop()
+def mlflow1_app(legacy_dirs):
+    return serve(legacy_dirs["sklearn"], "mlflow1")
 
 
 @pytest.fixture(scope="module")
-def auto_server(legacy_dirs):
-    server = serve(legacy_dirs["sklearn"], "auto")
-    yield server
-    server.stop()
+def auto_app(legacy_dirs):
+    return serve(legacy_dirs["sklearn"], "auto")
 
 
 OBSERVED_SUCCESSES = [
@@ -57,8 +52,8 @@ OBSERVED_SUCCESSES = [
 
 @pytest.mark.parametrize("body, content_type, expected", [c[1:] for c in OBSERVED_SUCCESSES],
                          ids=[c[0] for c in OBSERVED_SUCCESSES])
-def test_observed_successes_answer_a_bare_list(mlflow1_server, body, content_type, expected):
-    response = mlflow1_server.post(body, content_type)
+def test_observed_successes_answer_a_bare_list(mlflow1_app, body, content_type, expected):
+    response = mlflow1_app.post(body, content_type)
     if expected is None:  # numpy-split: a bare array for this column-signature model is refused, as JSON
         assert response.status_code == 400 and response.json()["error_code"] == "BAD_REQUEST"
         return
@@ -73,15 +68,15 @@ def test_observed_successes_answer_a_bare_list(mlflow1_server, body, content_typ
      ({"columns": COLUMNS, "data": [["a", 3.5, 1.4, 0.2]]}, "column sepal_length")],
     ids=["2x_wrapper", "missing_columns", "string_in_double"],
 )
-def test_observed_errors_are_all_bad_request(mlflow1_server, body, fragment):
-    response = mlflow1_server.post(body)
+def test_observed_errors_are_all_bad_request(mlflow1_app, body, fragment):
+    response = mlflow1_app.post(body)
     assert response.status_code == 400
     assert response.json()["error_code"] == "BAD_REQUEST"
     assert fragment in response.json()["message"]
 
 
-def test_unsupported_type_lists_types_and_formats(mlflow1_server):
-    response = mlflow1_server.post("x", "text/plain")
+def test_unsupported_type_lists_types_and_formats(mlflow1_app):
+    response = mlflow1_app.post("x", "text/plain")
     assert response.status_code == 415
     assert response.json()["message"] == (
         "This predictor only supports the following content types and formats: Types: ['text/csv', "
@@ -89,33 +84,29 @@ def test_unsupported_type_lists_types_and_formats(mlflow1_server):
         "Got 'text/plain'.")
 
 
-def test_unknown_format_is_415(mlflow1_server):
-    assert mlflow1_server.post(SPLIT, "application/json; format=pandas-columns").status_code == 415
+def test_unknown_format_is_415(mlflow1_app):
+    assert mlflow1_app.post(SPLIT, "application/json; format=pandas-columns").status_code == 415
 
 
-def test_numpy_split_requires_an_index(mlflow1_server):
-    response = mlflow1_server.post({"columns": COLUMNS, "data": [ROW]}, "application/json-numpy-split")
+def test_numpy_split_requires_an_index(mlflow1_app):
+    response = mlflow1_app.post({"columns": COLUMNS, "data": [ROW]}, "application/json-numpy-split")
     assert response.status_code == 400 and "'index'" in response.json()["message"]
 
 
-def test_ping_head_and_version(mlflow1_server):
-    assert requests.get(mlflow1_server.url + "/ping", timeout=5).text == "\n"
-    assert requests.head(mlflow1_server.url + "/ping", timeout=5).status_code == 200
-    assert requests.get(mlflow1_server.url + "/version", timeout=5).status_code == 200
+def test_ping_head_and_version(mlflow1_app):
+    assert mlflow1_app.get("/ping").text == "\n"
+    assert mlflow1_app.head("/ping").status_code == 200
+    assert mlflow1_app.get("/version").status_code == 200
 
 
-def test_non_utf8_body_is_a_clean_400(mlflow1_server):
-    response = mlflow1_server.post(b'{"columns": ["\xff"], "data": [[1]]}')
+def test_non_utf8_body_is_a_clean_400(mlflow1_app):
+    response = mlflow1_app.post(b'{"columns": ["\xff"], "data": [[1]]}')
     assert response.status_code == 400 and response.json()["error_code"] == "BAD_REQUEST"
 
 
 @pytest.mark.parametrize("kind", ["data_key", "pyfunc"])
 def test_older_model_layouts_load_and_answer(legacy_dirs, kind):
-    server = serve(legacy_dirs[kind], "mlflow1")
-    try:
-        response = server.post({"columns": COLUMNS, "data": [ROW, ROW2]})
-    finally:
-        server.stop()
+    response = serve(legacy_dirs[kind], "mlflow1").post({"columns": COLUMNS, "data": [ROW, ROW2]})
     assert response.status_code == 200, response.text
     if kind == "pyfunc":
         assert response.json()[0] < 0.01 and response.json()[1] > 0.5  # P(virginica) of each row
@@ -136,27 +127,24 @@ MIXED = [
 
 
 @pytest.mark.parametrize("body, content_type, expected", [c[1:] for c in MIXED], ids=[c[0] for c in MIXED])
-def test_auto_answers_each_generation_its_own_way(auto_server, body, content_type, expected):
-    response = auto_server.post(body, content_type)
+def test_auto_answers_each_generation_its_own_way(auto_app, body, content_type, expected):
+    response = auto_app.post(body, content_type)
     assert response.status_code == 200, response.text
     assert response.json() == expected
 
 
-def test_auto_error_codes_follow_the_generation(auto_server):
-    legacy = auto_server.post({"columns": ["x"], "data": [[1.0]]})
-    modern = auto_server.post({"dataframe_split": {"columns": ["x"], "data": [[1.0]]}})
+def test_auto_error_codes_follow_the_generation(auto_app):
+    legacy = auto_app.post({"columns": ["x"], "data": [[1.0]]})
+    modern = auto_app.post({"dataframe_split": {"columns": ["x"], "data": [[1.0]]}})
     assert legacy.json()["error_code"] == "BAD_REQUEST"
     assert modern.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_default_protocol_is_2x_and_refuses_1x_requests(legacy_dirs):
-    server = RunningServer(legacy_dirs["sklearn"], workers=1)
-    try:
-        bare = server.post(SPLIT)
-        with_format = server.post(SPLIT, "application/json; format=pandas-split")
-        wrapped = server.post({"dataframe_split": SPLIT})
-    finally:
-        server.stop()
+    server = serve(legacy_dirs["sklearn"])
+    bare = server.post(SPLIT)
+    with_format = server.post(SPLIT, "application/json; format=pandas-split")
+    wrapped = server.post({"dataframe_split": SPLIT})
     assert bare.status_code == 400 and "exactly one of the input fields" in bare.json()["message"]
     assert with_format.status_code == 415
     assert wrapped.json() == {"predictions": [0]}

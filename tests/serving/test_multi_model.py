@@ -1,38 +1,33 @@
-"""Many models behind one server: 50 models, 2 workers, at most 10 loaded per worker."""
+"""Many models behind one server: 50 models, 2 workers, at most 10 loaded per worker.
+
+Routing, listing and error answers are checked in-process; load limits and memory per worker,
+admin changes and registry promotions seen by every worker on real gunicorn servers."""
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 import yaml
-from sklearn.dummy import DummyRegressor
+from click.testing import CliRunner
 
-from flavors.sklearn import save_model
+from scoring_server.cli import main
 from scoring_server.registry import ModelRegistry
 
-from ..conftest import FIXTURES, RunningServer, REPO
-from .test_gunicorn_integration import worker_pids
+from ..conftest import FIXTURES, InProcessServer, RunningServer, constant_model, constant_models, worker_pids
 
 ROW = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}}
 COUNT = 50
 
 
-def constant_model(path: Path, value: float) -> Path:
-    save_model(DummyRegressor(strategy="constant", constant=value).fit(np.zeros((2, 2)), [0, 0]), path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    for i in range(COUNT):
-        constant_model(root / f"m{i}", float(i))
+    root = constant_models(tmp_path_factory.mktemp("models"), COUNT)
     broken = constant_model(root / "broken", 99.0)
     (broken / "model.pkl").write_bytes(b"not a pickle")
     return root
@@ -44,6 +39,12 @@ def fleet(model_root):
                            "--default-model", "m0", workers=2)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet_app(model_root):
+    """The fleet's configuration, in-process."""
+    return InProcessServer(None, model_root=str(model_root), max_loaded_models=10, default_model="m0")
 
 
 def rss_mib(pid: int) -> float:
@@ -77,37 +78,37 @@ def test_every_model_answers_in_random_order_within_the_load_limit_and_flat_memo
     assert rss[-1] - rss[1] < 30, f"worker memory grew over sweeps: {rss}"
 
 
-def test_a_broken_model_answers_503_and_affects_only_itself(fleet):
-    broken = requests.post(fleet.url + "/models/broken/invocations", json=ROW, timeout=30)
+def test_a_broken_model_answers_503_and_affects_only_itself(fleet_app):
+    broken = fleet_app.post(ROW, path="/models/broken/invocations")
     assert broken.status_code == 503 and broken.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
-    assert requests.post(fleet.url + "/models/m7/invocations", json=ROW, timeout=30).json() == {"predictions": [7.0]}
-    assert requests.get(fleet.url + "/ping", timeout=5).status_code == 200
+    assert fleet_app.post(ROW, path="/models/m7/invocations").json() == {"predictions": [7.0]}
+    assert fleet_app.get("/ping").status_code == 200
 
 
-def test_invocations_routes_by_header_param_or_default(fleet):
-    by_header = requests.post(fleet.url + "/invocations", json=ROW, headers={"X-Model-Name": "m3"}, timeout=30)
-    by_param = requests.post(fleet.url + "/invocations", json=dict(ROW, params={"model": "m4"}), timeout=30)
-    default = requests.post(fleet.url + "/invocations", json=ROW, timeout=30)
+def test_invocations_routes_by_header_param_or_default(fleet_app):
+    by_header = fleet_app.post(ROW, **{"X-Model-Name": "m3"})
+    by_param = fleet_app.post(dict(ROW, params={"model": "m4"}))
+    default = fleet_app.post(ROW)
     assert by_header.json() == {"predictions": [3.0]} and by_header.headers["X-Model-Name"] == "m3"
     assert by_param.json() == {"predictions": [4.0]}
     assert default.json() == {"predictions": [0.0]}
 
 
-def test_unknown_models_are_404(fleet):
-    response = requests.post(fleet.url + "/models/nope/invocations", json=ROW, timeout=30)
+def test_unknown_models_are_404(fleet_app):
+    response = fleet_app.post(ROW, path="/models/nope/invocations")
     assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
 
-def test_model_listing_and_description(fleet):
-    listing = requests.get(fleet.url + "/models", timeout=10).json()["models"]
+def test_model_listing_and_description(fleet_app):
+    listing = fleet_app.get("/models").json()["models"]
     assert len(listing) == COUNT + 1 and {"name", "uri", "version", "loaded", "last_used"} <= set(listing[0])
-    described = requests.get(fleet.url + "/models/m5", timeout=30).json()
+    described = fleet_app.get("/models/m5").json()
     assert described["name"] == "m5" and described["flavor"] == "sklearn" and described["loaded"]
 
 
-def test_admin_api_is_off_by_default(fleet):
-    assert requests.post(fleet.url + "/models", json={"name": "x", "uri": "y"}, timeout=10).status_code == 404
-    assert requests.delete(fleet.url + "/models/m1", timeout=10).status_code == 404
+def test_admin_api_is_off_by_default(fleet_app):
+    assert fleet_app.post({"name": "x", "uri": "y"}, path="/models").status_code == 404
+    assert fleet_app.delete("/models/m1").status_code == 404
 
 
 def test_admin_api_adds_and_removes_models_in_every_worker(tmp_path, model_root):
@@ -134,12 +135,9 @@ def test_models_file_sets_a_protocol_per_model(tmp_path, model_root):
         "old": {"uri": str(model_root / "m2"), "protocol": "mlflow1"},
         "new": str(model_root / "m3"),
     }))
-    server = RunningServer(None, "--models", str(models_file), workers=1)
-    try:
-        old = requests.post(server.url + "/models/old/invocations", json=ROW["dataframe_split"], timeout=30)
-        new = requests.post(server.url + "/models/new/invocations", json=ROW, timeout=30)
-    finally:
-        server.stop()
+    server = InProcessServer(None, models_file=str(models_file))
+    old = server.post(ROW["dataframe_split"], path="/models/old/invocations")
+    new = server.post(ROW, path="/models/new/invocations")
     assert old.json() == [2.0]
     assert new.json() == {"predictions": [3.0]}
 
@@ -173,23 +171,16 @@ def test_registry_models_follow_production(tmp_path, model_root):
         server.stop()
 
 
-def test_concurrent_first_requests_load_a_model_once(model_root):
-    server = RunningServer(None, "--model-root", str(model_root), workers=1)
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(
-                lambda _: requests.post(server.url + "/models/m11/invocations", json=ROW, timeout=60).json(), range(16)))
-    finally:
-        log = server.stop()
+def test_concurrent_first_requests_load_a_model_once(model_root, caplog):
+    """In-process, 16 threads really score at once (a sync gunicorn worker would take them in turn)."""
+    server = InProcessServer(None, model_root=str(model_root))
+    with caplog.at_level(logging.INFO, logger="scoring_server"), ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: server.post(ROW, path="/models/m11/invocations").json(), range(16)))
     assert answers == [{"predictions": [11.0]}] * 16
-    assert log.count("Loaded model m11 ") == 1
+    assert caplog.text.count("Loaded model m11 ") == 1
 
 
 def test_one_model_and_many_at_once_is_refused(model_root):
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-m", "scoring_server", "serve", "-m", str(FIXTURES / "iris"),
-                             "--model-root", str(model_root), "-p", "0"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 1 and "not both" in result.stderr
+    result = CliRunner().invoke(main, ["serve", "-m", str(FIXTURES / "iris"), "--model-root", str(model_root),
+                                       "-p", "0"])
+    assert result.exit_code == 1 and "not both" in result.stderr

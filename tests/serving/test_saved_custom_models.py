@@ -1,4 +1,4 @@
-"""Custom models saved with our own save API, served over HTTP: output shapes, params, LLM payloads."""
+"""Custom models saved with our own save API, scored through the app: output shapes, params, LLM payloads."""
 from __future__ import annotations
 
 import textwrap
@@ -9,7 +9,7 @@ import pytest
 from flavors.python_function import save_model
 from flavors.signature import ModelSignature, infer_signature
 
-from ..conftest import RunningServer
+from ..conftest import InProcessServer
 
 ECHO_MODEL = textwrap.dedent('''
     import numpy as np
@@ -47,22 +47,18 @@ def serve_echo(root, signature):
     code = root / "echo_model.py"
     code.write_text(ECHO_MODEL)
     save_model(root / "model", python_model=str(code), input_example=EXAMPLE, signature=signature)
-    return RunningServer(root / "model", workers=1)
+    return InProcessServer(root / "model")
 
 
 @pytest.fixture(scope="module")
-def echo_server(tmp_path_factory):
-    server = serve_echo(tmp_path_factory.mktemp("echo"), SIGNATURE)
-    yield server
-    server.stop()
+def echo_app(tmp_path_factory):
+    return serve_echo(tmp_path_factory.mktemp("echo"), SIGNATURE)
 
 
 @pytest.fixture(scope="module")
-def chat_server(tmp_path_factory):
+def chat_app(tmp_path_factory):
     """The same model with only a params schema, as chat models are saved."""
-    server = serve_echo(tmp_path_factory.mktemp("chat"), ModelSignature(params=SIGNATURE.params))
-    yield server
-    server.stop()
+    return serve_echo(tmp_path_factory.mktemp("chat"), ModelSignature(params=SIGNATURE.params))
 
 
 def score(server, shape, data=((1.0, 3.0), (2.0, 4.0))):
@@ -79,25 +75,25 @@ def score(server, shape, data=((1.0, 3.0), (2.0, 4.0))):
         ("dict", {"rows": 2}),
     ],
 )
-def test_output_shapes(echo_server, shape, expected):
-    assert score(echo_server, shape).json() == {"predictions": expected}
+def test_output_shapes(echo_app, shape, expected):
+    assert score(echo_app, shape).json() == {"predictions": expected}
 
 
-def test_nan_is_written_as_mlflow_writes_it(echo_server):
-    assert score(echo_server, "nan").text == '{"predictions": [NaN, NaN]}'
+def test_nan_is_written_as_mlflow_writes_it(echo_app):
+    assert score(echo_app, "nan").text == '{"predictions": [NaN, NaN]}'
 
 
-def test_zero_rows_reach_a_model_that_accepts_them(echo_server):
-    assert score(echo_server, "array", data=()).json() == {"predictions": []}
+def test_zero_rows_reach_a_model_that_accepts_them(echo_app):
+    assert score(echo_app, "array", data=()).json() == {"predictions": []}
 
 
-def test_llm_payload_is_answered_without_the_wrapper(chat_server):
-    response = chat_server.post({"messages": [{"role": "user", "content": "hi"}], "shape": "chat"})
+def test_llm_payload_is_answered_without_the_wrapper(chat_app):
+    response = chat_app.post({"messages": [{"role": "user", "content": "hi"}], "shape": "chat"})
     assert response.status_code == 200, response.text
     assert response.json() == {"choices": [{"message": {"role": "user", "content": "hi"}}], "temperature": "chat"}
 
 
-def test_llm_payload_on_a_column_signature_is_invalid_parameter(echo_server):
-    response = echo_server.post({"messages": [{"role": "user", "content": "hi"}]})
+def test_llm_payload_on_a_column_signature_is_invalid_parameter(echo_app):
+    response = echo_app.post({"messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 400
     assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
