@@ -9,7 +9,9 @@ into gunicorn options by the same function. gunicorn's own command-line argument
 from scoring_server.config import config_from_environment
 from scoring_server.server import gunicorn_options
 
-# bind, workers, threads, timeout, loglevel, the worker hook... as `serve` sets them, so the two cannot drift.
+# bind, workers, threads, the worker class (scoring_server.workers: JSON errors, deadlines, drain, slow
+# clients read by the event loop), timeout, graceful_timeout, the hooks... as `serve` sets them, so the
+# two cannot drift.
 globals().update(gunicorn_options(config_from_environment()))
 # Load the model once in the master; forked workers share its memory.
 preload_app = True

@@ -62,7 +62,10 @@ class Flavor(Protocol):
     """Loads the models whose ``python_function`` ``loader_module`` is one of ``loader_modules``.
 
     A flavor may also define ``shared_modules(metadata) -> tuple[str, ...]``: the modules loading
-    that model imports, which a server of many models imports once before its workers fork.
+    that model imports, which a server of many models imports once before its workers fork; and
+    ``model_format(metadata) -> str`` (one of :data:`flavors.policy.FORMATS`) with a ``load`` that
+    takes ``policy=`` (:class:`flavors.policy.LoadingPolicy`). A flavor with neither loads only
+    under a policy that allows every format (see :func:`flavors.flavor_registry.load_with_policy`).
     """
 
     name: str
@@ -82,9 +85,13 @@ class LoadedModel:
     predictor: Predictor
     flavor: str
     capabilities: Capabilities
+    #: The format the model was read from (``skops``, ``pickle``, ``cloudpickle``, ``code``; see
+    #: :mod:`flavors.policy`), None when its flavor does not say.
+    model_format: str | None = None
 
     @classmethod
-    def from_predictor(cls, metadata: ModelMetadata, predictor: Predictor, flavor: str) -> LoadedModel:
+    def from_predictor(cls, metadata: ModelMetadata, predictor: Predictor, flavor: str,
+                       model_format: str | None = None) -> LoadedModel:
         """Wrap ``predictor`` with its declared ``capabilities``, or :meth:`Capabilities.undeclared`."""
         capabilities = getattr(predictor, "capabilities", None)
         if capabilities is None:
@@ -94,7 +101,8 @@ class LoadedModel:
                 f"flavor {flavor!r}: {type(predictor).__name__}.capabilities must be a flavors.base.Capabilities, "
                 f"got {type(capabilities).__name__}"
             )
-        return cls(metadata=metadata, predictor=predictor, flavor=flavor, capabilities=capabilities)
+        return cls(metadata=metadata, predictor=predictor, flavor=flavor, capabilities=capabilities,
+                   model_format=model_format)
 
     @property
     def row_independent(self) -> bool:

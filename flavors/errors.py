@@ -5,18 +5,29 @@ from collections.abc import Iterable
 
 
 class ModelLoadError(Exception):
-    """A model could not be loaded; the message says what failed and in which file."""
+    """A model could not be loaded; the message says what failed and in which file.
+
+    ``public_message``, when set, says the same without file paths or other details of the
+    server, for clients who may not see those (a server logs the full message).
+    """
+
+    public_message: str | None = None
 
 
 class UntrustedTypesError(ModelLoadError):
-    """A skops file contains types that the model's ``skops_trusted_types`` does not list."""
+    """A skops file contains types that the loading policy does not trust, or its ``MLmodel`` asks
+    for trust in types the loading policy does not grant."""
 
-    def __init__(self, path: object, types: Iterable[str]) -> None:
+    def __init__(self, path: object, types: Iterable[str], listed_in_mlmodel: bool = False) -> None:
         self.types = sorted(types)
+        where = ("its MLmodel lists them under skops_trusted_types, but a model cannot trust types for itself"
+                 if listed_in_mlmodel else "skops does not trust them by default")
         super().__init__(
-            f"{path} contains types that are not trusted: {', '.join(self.types)}. "
-            "List them under skops_trusted_types in the sklearn section of MLmodel to load it."
+            f"{path} needs types that are not trusted: {', '.join(self.types)} ({where}). "
+            "If you trust them, grant them to the server with --skops-trusted-types "
+            f"{','.join(self.types)} (configuration key skops_trusted_types)."
         )
+        self.public_message = "the model's skops file needs types the server does not trust"
 
 
 class FlavorPluginError(ModelLoadError):

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 
-from flavors.base import Flavor
+from flavors.base import Flavor, Predictor
 from flavors.errors import FlavorPluginError, ModelLoadError
 from flavors.mlmodel import ModelMetadata
+from flavors.policy import FORMATS_FLAG, LoadingPolicy
 from flavors.python_function import PythonModelFlavor
 from flavors.sklearn import SklearnFlavor
 
@@ -92,3 +94,35 @@ def default_registry() -> FlavorRegistry:
     registry = FlavorRegistry([SklearnFlavor(), PythonModelFlavor()])
     registry.load_entry_points()
     return registry
+
+
+def load_with_policy(flavor: Flavor, metadata: ModelMetadata, policy: LoadingPolicy) -> tuple[Predictor, str | None]:
+    """``flavor.load(metadata)`` under ``policy``; the predictor and the format it was read from.
+
+    A flavor that declares ``model_format(metadata)`` has the policy checked here first, before
+    it opens a file; one whose ``load`` takes ``policy=`` gets it (the built-in flavors do both,
+    and check again where they read the file). A plug-in that does neither cannot say what it
+    would read, so it loads only under a policy that allows every format: a restricted policy
+    fails closed rather than trusting it.
+    """
+    declared = getattr(flavor, "model_format", None)
+    model_format = declared(metadata) if declared is not None else None
+    if model_format is not None:
+        policy.require(model_format, metadata.path)
+    if _takes_policy(flavor.load):
+        return flavor.load(metadata, policy=policy), model_format
+    if model_format is None and not policy.allows_everything:
+        raise ModelLoadError(
+            f"{metadata.path}: flavor {flavor.name!r} does not say which file format it loads (model_format) nor "
+            f"take the loading policy (load(metadata, policy=...)), so it is refused while {FORMATS_FLAG} "
+            f"allows only {', '.join(sorted(policy.formats)) or 'no format'}"
+        )
+    return flavor.load(metadata), model_format
+
+
+def _takes_policy(load) -> bool:
+    try:
+        parameters = inspect.signature(load).parameters
+    except (TypeError, ValueError):
+        return False
+    return "policy" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

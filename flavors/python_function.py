@@ -20,6 +20,7 @@ from flavors.code_paths import copy_code_paths, model_code, provides_module
 from flavors.errors import ModelLoadError
 from flavors.mlflow_aliases import dump_python_model, load_pickle
 from flavors.mlmodel import MLMODEL_FILE, ModelMetadata
+from flavors.policy import CLOUDPICKLE, CODE, DEFAULT_POLICY, LoadingPolicy
 from flavors.model_writer import pinned, prepare_model_dir, pyfunc_section, save_input_example, write_model
 from flavors.python_model import FunctionModel, PythonModel, PythonModelContext
 from flavors.signature import ModelSignature
@@ -74,10 +75,16 @@ class PythonModelFlavor:
         """What loading a custom model imports before its own code runs."""
         return ("cloudpickle",)
 
-    def load(self, metadata: ModelMetadata) -> PythonModelPredictor:
+    def model_format(self, metadata: ModelMetadata) -> str:
+        """``code`` for a models-from-code file, else ``cloudpickle`` (``python_model.pkl``)."""
+        return _model_file(metadata.path, metadata.pyfunc_conf or {})[1]
+
+    def load(self, metadata: ModelMetadata, policy: LoadingPolicy = DEFAULT_POLICY) -> PythonModelPredictor:
         conf = metadata.pyfunc_conf or {}
+        path, model_format = _model_file(metadata.path, conf)
+        policy.require(model_format, path)  # before any of the model's code can run
         with model_code(metadata.path, conf.get("code")) as code_dir:
-            python_model = _load_python_model(metadata.path, conf)
+            python_model = _load_python_model(path, model_format, metadata.path, conf)
             context = PythonModelContext(_artifact_paths(metadata.path, conf), conf.get("config") or {})
             _load_context(python_model, context, metadata.path)
         return PythonModelPredictor(python_model, context, code_dir)
@@ -95,16 +102,23 @@ def _load_context(python_model: Any, context: PythonModelContext, model_dir: Pat
         ) from exc
 
 
-def _load_python_model(model_dir: Path, conf: dict) -> Any:
+def _model_file(model_dir: Path, conf: dict) -> tuple[Path, str]:
+    """The file the model is loaded from, and its format (``code`` or ``cloudpickle``)."""
     if conf.get("model_code_path"):  # MLflow keeps the original path; the copy is at the top level
-        model = load_code_model(model_dir / Path(conf["model_code_path"]).name)
-    elif str(conf.get("python_model", "")).endswith(".py"):
-        model = load_code_model(model_dir / conf["python_model"])
-    elif conf.get("python_model"):
-        _warn_on_cloudpickle_mismatch(conf.get("cloudpickle_version"))
-        model = load_pickle(model_dir / conf["python_model"])
+        return model_dir / Path(conf["model_code_path"]).name, CODE
+    if str(conf.get("python_model", "")).endswith(".py"):
+        return model_dir / conf["python_model"], CODE
+    if conf.get("python_model"):
+        return model_dir / conf["python_model"], CLOUDPICKLE
+    raise ModelLoadError(f"{model_dir / MLMODEL_FILE}: python_function names neither python_model nor model_code_path")
+
+
+def _load_python_model(path: Path, model_format: str, model_dir: Path, conf: dict) -> Any:
+    if model_format == CODE:
+        model = load_code_model(path)
     else:
-        raise ModelLoadError(f"{model_dir / MLMODEL_FILE}: python_function names neither python_model nor model_code_path")
+        _warn_on_cloudpickle_mismatch(conf.get("cloudpickle_version"))
+        model = load_pickle(path)
     if not callable(getattr(model, "predict", None)):
         if not callable(model):
             raise ModelLoadError(f"the model in {model_dir} has no predict method ({type(model).__name__})")

@@ -21,6 +21,7 @@ from flavors.code_paths import copy_code_paths, model_code
 from flavors.errors import ModelLoadError, UntrustedTypesError
 from flavors.mlflow_aliases import load_pickle
 from flavors.mlmodel import ModelMetadata
+from flavors.policy import DEFAULT_POLICY, SKOPS, LoadingPolicy
 from flavors.model_writer import pinned, prepare_model_dir, pyfunc_section, save_input_example, write_model
 from flavors.signature import ModelSignature
 
@@ -100,7 +101,12 @@ class SklearnFlavor:
         conf = metadata.flavors.get(FLAVOR_NAME) or {}
         return ("sklearn", "skops.io") if conf.get("serialization_format") == "skops" else ("sklearn",)
 
-    def load(self, metadata: ModelMetadata) -> SklearnPredictor:
+    def model_format(self, metadata: ModelMetadata) -> str:
+        """The format of the model file, as MLmodel declares it (``pickle`` when it does not)."""
+        conf = metadata.flavors.get(FLAVOR_NAME) or {}
+        return conf.get("serialization_format") or "pickle"
+
+    def load(self, metadata: ModelMetadata, policy: LoadingPolicy = DEFAULT_POLICY) -> SklearnPredictor:
         pyfunc = metadata.pyfunc_conf or {}
         conf = metadata.flavors.get(FLAVOR_NAME) or {}
         # Early MLflow versions wrote python_function "data" instead of "model_path".
@@ -108,36 +114,51 @@ class SklearnFlavor:
         if not model_file:
             raise ModelLoadError(f"{metadata.mlmodel_path} does not name the sklearn model file")
         path = metadata.path / model_file
+        serialization_format = self.model_format(metadata)
+        if serialization_format not in SERIALIZATION_FORMATS:
+            raise ModelLoadError(
+                f"{path}: unknown serialization_format {serialization_format!r}; expected one of {SERIALIZATION_FORMATS}"
+            )
+        policy.require(serialization_format, path)  # before the code directory is importable
         # Classes and functions of the model's code directory are bound while unpickling.
         with model_code(metadata.path, conf.get("code") or pyfunc.get("code")):
-            estimator = _load_estimator(path, conf.get("serialization_format") or "pickle", conf.get("skops_trusted_types"))
+            estimator = _load_estimator(path, serialization_format, conf.get("skops_trusted_types"), policy)
         method = pyfunc.get("predict_fn") or "predict"
         if not callable(getattr(estimator, method, None)):
             raise ModelLoadError(f"{path}: {type(estimator).__name__} has no method {method!r} (predict_fn in MLmodel)")
         return SklearnPredictor(estimator, method)
 
 
-def _load_estimator(path: Path, serialization_format: str, trusted_types: list[str] | None) -> Any:
-    if serialization_format in ("pickle", "cloudpickle"):
-        return load_pickle(path)
-    if serialization_format == "skops":
-        return _load_skops(path, trusted_types or [])
-    raise ModelLoadError(
-        f"{path}: unknown serialization_format {serialization_format!r}; expected one of {SERIALIZATION_FORMATS}"
-    )
+def _load_estimator(path: Path, serialization_format: str, declared_trusted: Any, policy: LoadingPolicy) -> Any:
+    policy.require(serialization_format, path)
+    if serialization_format == SKOPS:
+        return _load_skops(path, declared_trusted, policy.skops_trusted_types)
+    return load_pickle(path)
 
 
-def _load_skops(path: Path, trusted_types: list[str]) -> Any:
+def _load_skops(path: Path, declared_trusted: Any, granted: frozenset[str]) -> Any:
+    """Load a skops file trusting only skops' defaults and the types the policy ``granted``.
+
+    ``declared_trusted`` (MLmodel's ``skops_trusted_types``, written by whoever saved the model)
+    is never trusted: types it lists that were not granted refuse the model, so that a model
+    asking for more trust than the operator gave is noticed rather than half-loaded.
+    """
     import skops.io  # slow to import; only skops models need it
 
+    if declared_trusted is not None and not (
+            isinstance(declared_trusted, list) and all(isinstance(t, str) for t in declared_trusted)):
+        raise ModelLoadError(f"{path}: skops_trusted_types in MLmodel must be a list of type names")
+    not_granted = set(declared_trusted or ()) - granted
+    if not_granted:
+        raise UntrustedTypesError(path, not_granted, listed_in_mlmodel=True)
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     try:
         found = skops.io.get_untrusted_types(file=path)
-        untrusted = set(found) - set(trusted_types)
+        untrusted = set(found) - granted
         if untrusted:
             raise UntrustedTypesError(path, untrusted)
-        return skops.io.load(path, trusted=found)
+        return skops.io.load(path, trusted=sorted(found))  # every one of them granted
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -161,7 +182,9 @@ def save_model(
 
     ``pip_requirements`` replaces the default requirements (the installed scikit-learn, numpy,
     pandas, scipy and the serializer). ``skops_trusted_types`` lists the non-default types a
-    skops file may contain. ``code_paths`` files/directories are copied into ``code/``.
+    skops file contains, in MLmodel, as MLflow writes it: loading never trusts that list, the
+    loader's :class:`~flavors.policy.LoadingPolicy` must grant them (and a model listing types
+    it does not grant is refused). ``code_paths`` files/directories are copied into ``code/``.
     """
     if serialization_format not in SERIALIZATION_FORMATS:
         raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}, got {serialization_format!r}")

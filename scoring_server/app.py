@@ -10,14 +10,16 @@ from flavors import LoadedModel
 from .catalog.cache import LoadedModels
 from .catalog.catalog import ModelCatalog
 from .catalog.follower import ReferenceFollower
-from .catalog.loading import ModelIdentity, import_shared_modules, is_moving_reference, load_served_model
+from .catalog.loading import (ModelIdentity, import_shared_modules, is_moving_reference, load_served_model,
+                              loading_policy)
 from .catalog.slot import ModelSlot
-from .catalog.sources import AdminChanges, ModelSources, entries_from_root
+from .catalog.sources import ModelSources, admin_changes, entries_from_root
 from .config import ModelEntry, ServerConfig, load_config, read_models_file
 from .error_handlers import register_error_handlers
 from .monitoring import Observers
 from .pipeline import BatchingPolicy, Scorer
-from .routes import health, models, scoring
+from .routes import health, models, openapi, scoring
+from .security import auth, cors
 from .serving_input_check import check_serving_input_example
 
 _logger = logging.getLogger(__name__)
@@ -38,7 +40,10 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     app.extensions["observers"] = Observers()
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
+    app.register_blueprint(openapi.blueprint)
     register_error_handlers(app)
+    cors.install(app, config)  # first: a listed origin's preflight needs no key
+    auth.install(app, config)  # API keys and scopes, before any model is loaded
     if config.multi_model and model is None:
         _serve_catalog(app, config)
     else:
@@ -58,7 +63,7 @@ def batching_policy(model: LoadedModel, config: ServerConfig) -> BatchingPolicy 
     wanted = config.batching == "on" or (config.batching == "auto" and model.row_independent)
     if config.threads < 2 or not wanted:
         return None
-    return BatchingPolicy(config.max_batch_size, config.max_batch_time_ms, wait_timeout=config.timeout)
+    return BatchingPolicy(config.max_batch_size, config.max_batch_time_ms, wait_timeout=config.request_timeout)
 
 
 def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> None:
@@ -66,7 +71,7 @@ def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> N
         identity = ModelIdentity(model.metadata.path.name)
     elif config.model_uri:
         _logger.info("Loading model %s", config.model_uri)
-        model, identity = load_served_model(config.model_uri, config.registry_uri)
+        model, identity = load_served_model(config.model_uri, config.registry_uri, loading_policy(config))
         _logger.info("Loaded model %s version %s (flavor %s)", identity.name, identity.version, model.flavor)
     else:
         raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
@@ -87,7 +92,7 @@ def _serve_catalog(app: Flask, config: ServerConfig) -> None:
     if config.model_root:
         configured += entries_from_root(config.model_root)
     sources = ModelSources(configured, config.registry_uri, config.registry_alias, config.registry_models,
-                           AdminChanges() if config.admin_api else None)
+                           admin_changes(config))
     names = [entry.name for entry in configured]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -101,6 +106,7 @@ def _serve_catalog(app: Flask, config: ServerConfig) -> None:
     catalog = ModelCatalog(
         sources, lambda model, identity, entry: _scorer(app, config, model, identity, entry),
         LoadedModels(config.max_loaded_models, config.max_memory_mb), _follower(app, config),
+        policy=loading_policy(config),
     )
     _logger.info("Serving %d model%s on demand (at most %d loaded per worker)",
                  len(served), "" if len(served) == 1 else "s", config.max_loaded_models)
@@ -109,7 +115,7 @@ def _serve_catalog(app: Flask, config: ServerConfig) -> None:
 
 
 def _follower(app: Flask, config: ServerConfig) -> ReferenceFollower:
-    follower = ReferenceFollower(config.registry_uri, config.poll_interval_seconds)
+    follower = ReferenceFollower(config.registry_uri, config.poll_interval_seconds, loading_policy(config))
     app.extensions["follower"] = follower
     return follower
 

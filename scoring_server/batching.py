@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import TEMPORARILY_UNAVAILABLE, ScoringError
+from .workers.context import deadline_exceeded
 
 _logger = logging.getLogger(__name__)
 
@@ -70,14 +71,16 @@ class AdaptiveBatcher:
         self._arriving = 0
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._predicting_since: float | None = None
 
     def arriving(self) -> None:
         """A request started decoding: worth waiting for if a batch is being collected."""
         with self._condition:
             self._arriving += 1
 
-    def predict(self, data: Any, params: dict | None) -> Any:
-        """Predictions for ``data``, possibly computed together with other requests' rows."""
+    def predict(self, data: Any, params: dict | None, deadline: float | None = None) -> Any:
+        """Predictions for ``data``, possibly computed together with other requests' rows; waited
+        for until ``deadline`` (``time.monotonic()``) at most, else a 504."""
         rows = _row_count(data)
         if rows is None or self._closed:
             self.abandon()
@@ -90,12 +93,29 @@ class AdaptiveBatcher:
                 self._thread = threading.Thread(target=self._run, name="adaptive-batcher", daemon=True)
                 self._thread.start()
             self._condition.notify_all()
-        if not pending.done.wait(self.wait_timeout):
-            raise ScoringError(f"The prediction did not finish within {self.wait_timeout:g} s.",
-                               TEMPORARILY_UNAVAILABLE, status=503)
+        timeout = self.wait_timeout
+        if deadline is not None:
+            timeout = max(deadline - time.monotonic(), 0.0) if timeout is None else \
+                min(timeout, max(deadline - time.monotonic(), 0.0))
+        if not pending.done.wait(timeout):
+            self._check_hung()
+            raise deadline_exceeded(self.wait_timeout) if deadline is not None else \
+                ScoringError(f"The prediction did not finish within {self.wait_timeout:g} s.",
+                             TEMPORARILY_UNAVAILABLE, status=503)
         if pending.error is not None:
             raise pending.error
         return pending.result
+
+    def _check_hung(self) -> None:
+        """A request waited its whole time while the batching thread was inside ``predict``: a
+        prediction that long holds every request of this model behind it. The batcher closes:
+        later requests predict on their own threads, where the worker's deadline watch counts them
+        and replaces the worker when all its threads are stuck (the batching thread cannot be stopped)."""
+        since = self._predicting_since
+        if since is not None and not self._closed:
+            _logger.error("A prediction has been running for %.1f s, past a request's deadline: batching stops "
+                          "in this worker", time.monotonic() - since)
+            self.close()
 
     def abandon(self) -> None:
         """A request that announced itself will not join a batch (it failed, or cannot be merged)."""
@@ -118,7 +138,11 @@ class AdaptiveBatcher:
     def _run(self) -> None:
         while (batch := self._collect()):
             for group in _groups(batch):
-                self._predict_group(group)
+                self._predicting_since = time.monotonic()
+                try:
+                    self._predict_group(group)
+                finally:
+                    self._predicting_since = None
 
     def _collect(self) -> list[_Pending]:
         """The next batch; empty when the thread should end (closed, or idle too long)."""

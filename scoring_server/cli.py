@@ -1,4 +1,4 @@
-"""The ``scoring-server`` command line: ``serve``, ``predict``, ``validate`` and ``registry``.
+"""The ``scoring-server`` command line: ``serve``, ``predict``, ``validate``, ``registry`` and ``keys``.
 
 The flags of ``serve`` are generated from the configuration schema (one per key); its short
 flags (``-m -h -p -w -t``) are a contract other tools rely on. ``-h`` is the host, so help is
@@ -16,7 +16,7 @@ import click
 from marshmallow import fields
 
 from . import __version__, content_types
-from .config import CONFIG_ENV, ConfigError, ConfigKey, ServerConfig, config_keys, load_config
+from .config import CONFIG_ENV, ConfigError, ConfigKey, ServerConfig, config_keys, env_var, load_config
 from .registry.cli import registry as registry_command
 
 if TYPE_CHECKING:
@@ -74,12 +74,13 @@ def _serve(config: ServerConfig) -> None:
 
     from .app import create_app
     from .registry import RegistryError
+    from .security.keys import KeysError
     from .server import run
     from .serving_input_check import ServingInputCheckError
 
     try:
         app = create_app(config)
-    except ServingInputCheckError as exc:
+    except (ServingInputCheckError, KeysError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from None
     except (ModelLoadError, RegistryError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
@@ -124,6 +125,72 @@ def validate(model_uri: str) -> None:
 
 
 main.add_command(registry_command)
+
+_KEYS_FILE_ENV = env_var("api_keys_file")
+_keys_file_option = click.option(
+    "--file", "path", envvar=_KEYS_FILE_ENV, required=True, type=click.Path(dir_okay=False),
+    help=f"The keys file a server reads with --api-keys [env: {_KEYS_FILE_ENV}].")
+
+
+@main.group("keys", context_settings=_CONTEXT)
+def keys_group() -> None:
+    """API keys with scopes (score, read, admin): the keys file holds only their salted hashes."""
+
+
+@keys_group.command("create", context_settings=_CONTEXT)
+@click.option("--name", required=True, help="Who holds the key (letters, digits, '.', '_', '-'), shown in logs.")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="score (/invocations), read (GET /models, /version, ...) or admin (POST/DELETE /models); "
+                   "repeat for several.")
+@_keys_file_option
+def create_key(name: str, scopes: tuple[str, ...], path: str) -> None:
+    """Add a new key to the keys file (made if missing) and print it: only the key, on stdout, only now."""
+    from .security.keys import KeysError, create_key
+
+    try:
+        key, entry = create_key(path, name, [s.strip() for scope in scopes for s in scope.split(",") if s.strip()])
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+    click.echo(f"Created key {entry.name!r} with scopes {', '.join(sorted(entry.scopes))} in {path}. "
+               "Store it now: it is not shown again.", err=True)
+
+
+@keys_group.command("list", context_settings=_CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_keys_file_option
+def list_keys(as_json: bool, path: str) -> None:
+    """Names, ids, scopes and creation times of the keys (never the keys or their hashes)."""
+    import json
+
+    from .security.keys import KeysError, read_keys
+
+    try:
+        rows = [key.public() for key in read_keys(path)]
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = [["NAME", "ID", "SCOPES", "CREATED"]] + [
+        [row["name"], row["id"], ",".join(row["scopes"]), row["created"]] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+@keys_group.command("revoke", context_settings=_CONTEXT)
+@click.argument("name")
+@_keys_file_option
+def revoke_key(name: str, path: str) -> None:
+    """Remove the key NAME; running servers refuse it within about a second."""
+    from .security.keys import KeysError, revoke_key
+
+    try:
+        revoke_key(path, name)
+    except KeysError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Revoked key {name!r} in {path}.", err=True)
 
 
 def _load(model_uri: str) -> LoadedModel:

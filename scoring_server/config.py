@@ -9,6 +9,7 @@ models of a models file (and of the admin API) are validated here too.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -23,7 +24,17 @@ CONFIG_ENV = ENV_PREFIX + "CONFIG"
 PROTOCOLS = ("mlflow2", "mlflow1", "auto")
 #: Any of these serves many models, which excludes serving one with ``model_uri``.
 MULTI_MODEL_KEYS = ("models_file", "model_root", "registry_models")
+#: The one rule for model names: served names (models files, the admin API, folders of a model
+#: root) and registered names alike, since each can become the other and all end up in URLs, log
+#: lines and registry paths. ``\Z``, not ``$``: "$" also matches before a trailing newline.
 MODEL_NAME_MAX = 200
+MODEL_NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MODEL_NAME_MAX - 1}}}\Z")
+MODEL_NAME_RULE = f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MODEL_NAME_MAX}"
+
+
+def is_model_name(name: Any) -> bool:
+    """Whether ``name`` follows the one model-name rule (:data:`MODEL_NAME_PATTERN`)."""
+    return isinstance(name, str) and MODEL_NAME_PATTERN.match(name) is not None
 
 
 class ConfigError(ValueError):
@@ -39,11 +50,19 @@ class ServerConfig:
     port: int
     workers: int
     timeout: int
+    request_timeout: float
+    drain_seconds: int
     expose_stack_traces: bool
     max_request_bytes: int
+    max_rows: int
+    max_cells: int
+    max_json_depth: int
     log_level: str
     check_serving_input: bool
     threads: int
+    worker_class: str
+    header_timeout: float
+    body_timeout: float
     batching: str
     max_batch_size: int
     max_batch_time_ms: float
@@ -59,6 +78,13 @@ class ServerConfig:
     max_loaded_models: int
     max_memory_mb: float | None
     admin_api: bool
+    allowed_model_roots: list[str]
+    api_keys_file: str | None
+    cors_origins: list[str]
+    certfile: str | None
+    keyfile: str | None
+    model_formats: list[str]
+    skops_trusted_types: list[str]
 
     @property
     def multi_model(self) -> bool:
@@ -79,6 +105,56 @@ def _existing(check: Callable[[Path], bool], what: str) -> Callable[[str], None]
     return validator
 
 
+class _Origins(fields.List):
+    """Web origins (``scheme://host[:port]``), as a YAML list or one comma-separated string (a
+    variable, a flag); lower-cased and without a trailing ``/``, as browsers send ``Origin``."""
+
+    _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[^\s/?#@:\[\]]+)(:[0-9]{1,5})?\Z")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.String(), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        origins = [origin.strip().lower().removesuffix("/") if isinstance(origin, str) else origin
+                   for origin in (value if isinstance(value, list) else [value])]
+        origins = super()._deserialize(origins, attr, data, **kwargs)
+        for origin in origins:
+            if origin in ("*", "null"):
+                raise ValidationError(f"{origin!r} is not allowed: list each origin (scheme://host[:port])")
+            if not self._ORIGIN.match(origin):
+                raise ValidationError(f"{origin!r} is not an origin: use scheme://host[:port], no path")
+        return origins
+
+
+class _Names(fields.List):
+    """A list of names, as a YAML list or one comma-separated string (a variable, a flag); each
+    stripped, empty ones dropped, duplicates kept once; ``choices`` or ``pattern`` check each."""
+
+    def __init__(self, choices: tuple[str, ...] | None = None, pattern: re.Pattern | None = None,
+                 what: str = "value", **kwargs: Any) -> None:
+        super().__init__(fields.String(), **kwargs)
+        self.item_choices, self.pattern, self.what = choices, pattern, what
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[str]:
+        if isinstance(value, str):
+            value = value.split(",")
+        items = super()._deserialize(value if isinstance(value, list) else [value], attr, data, **kwargs)
+        names = list(dict.fromkeys(item.strip() for item in items if item.strip()))
+        for name in names:
+            if self.item_choices is not None and name not in self.item_choices:
+                raise ValidationError(f"unknown {self.what} {name!r}: use {', '.join(self.item_choices)}")
+            if self.pattern is not None and not self.pattern.match(name):
+                raise ValidationError(f"{name!r} is not a {self.what}")
+        return names
+
+
+#: Model file formats a server may load (flavors.policy.FORMATS; not imported, to keep this module light).
+MODEL_FORMATS = ("skops", "cloudpickle", "pickle", "code")
+_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+
+
 class ServerConfigSchema(Schema):
     """The configuration keys: type, default, validation, and (in ``metadata``) help and ``serve`` flag."""
 
@@ -94,13 +170,32 @@ class ServerConfigSchema(Schema):
         "gunicorn worker processes; each keeps the model in memory (shared with the master until written).",
         "-w", "--workers"))
     timeout = fields.Integer(load_default=60, validate=validate.Range(min=1), metadata=_doc(
-        "Seconds a worker may stay silent (e.g. in one predict call) before gunicorn restarts it.",
+        "Seconds a worker may stay silent (e.g. in one predict call) before gunicorn restarts it; at least "
+        "request_timeout + 5, so that a request past its deadline is answered (JSON 504) first.",
         "-t", "--timeout"))
+    request_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=0.01), metadata=_doc(
+        "Seconds a request may take once it has arrived (waiting for a thread included; MLflow's "
+        "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT): later, its client gets a JSON 504 DEADLINE_EXCEEDED and the "
+        "worker keeps serving (docs/security.md#deadlines).", "--request-timeout"))
+    drain_seconds = fields.Integer(load_default=30, validate=validate.Range(min=0), metadata=_doc(
+        "On SIGTERM, seconds to answer the requests in flight and already received (gunicorn's "
+        "graceful_timeout); /ping answers 503 meanwhile (docs/security.md#graceful-drain).",
+        "--drain-seconds", "--graceful-timeout"))
     expose_stack_traces = fields.Boolean(load_default=False, metadata=_doc(
         "Send server-side stack traces of model errors to clients (they reveal file paths; keep off in "
         "production).", "--expose-stack-traces/--no-expose-stack-traces"))
     max_request_bytes = fields.Integer(load_default=100 * 1024 * 1024, validate=validate.Range(min=1), metadata=_doc(
-        "Largest request body accepted, in bytes; larger ones get a 413 JSON error.", "--max-request-bytes"))
+        "Largest request body accepted, in bytes (chunked or not); larger ones get a 413 JSON error. A Parquet "
+        "body (or a string tensor) may decode to at most 4 times this.", "--max-request-bytes"))
+    max_rows = fields.Integer(load_default=1_000_000, validate=validate.Range(min=1), metadata=_doc(
+        "Most rows one request may hold, in every format (JSON, CSV, Parquet, tensors: the first dimension); "
+        "more is a 400 naming this key.", "--max-rows"))
+    max_cells = fields.Integer(load_default=20_000_000, validate=validate.Range(min=1), metadata=_doc(
+        "Most cells (rows x columns, or tensor elements) one request may decode into; more is a 400 naming "
+        "this key.", "--max-cells"))
+    max_json_depth = fields.Integer(load_default=64, validate=validate.Range(min=1, max=200), metadata=_doc(
+        "Deepest nesting of lists and objects a JSON body may have (at most 200, so that any value can be "
+        "encoded back); deeper is a 400.", "--max-json-depth"))
     log_level = fields.String(
         load_default="info", validate=validate.OneOf(["debug", "info", "warning", "error", "critical"]),
         metadata=_doc("Logging level of the server and of gunicorn.", "--log-level"))
@@ -110,6 +205,17 @@ class ServerConfigSchema(Schema):
     threads = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata=_doc(
         "Threads per worker. Above 1, workers are gthread workers and can batch concurrent requests.",
         "--threads"))
+    worker_class = fields.String(load_default="thread", validate=validate.OneOf(["thread", "sync"]), metadata=_doc(
+        "thread: requests are read whole by each worker's event loop (slow clients cost no thread), then "
+        "answered by its threads; sync: one request at a time per worker, only behind a buffering proxy "
+        "(docs/security.md#slow-clients-and-worker-model).", "--worker-class"))
+    header_timeout = fields.Float(load_default=10.0, validate=validate.Range(min=0.1), metadata=_doc(
+        "Seconds a client has to send a request's line and headers (a new connection's, or once the next "
+        "request on a kept-alive one has begun); later, a JSON 408 and the connection is closed.",
+        "--header-timeout"))
+    body_timeout = fields.Float(load_default=60.0, validate=validate.Range(min=0.1), metadata=_doc(
+        "Seconds a client has to send a request body, after its headers; later, a JSON 408. Raise it for "
+        "large bodies over slow links.", "--body-timeout"))
     batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]), metadata=_doc(
         "Adaptive batching of concurrent requests (needs threads > 1): auto = for models whose rows are scored "
         "independently (scikit-learn); on = also for custom models (you vouch for them); off.", "--batching"))
@@ -150,8 +256,47 @@ class ServerConfigSchema(Schema):
         "Unload least recently used models while a worker's resident memory is above this (MB).",
         "--max-memory-mb"))
     admin_api = fields.Boolean(load_default=False, metadata=_doc(
-        "Enable POST /models and DELETE /models/NAME (add and remove models at run time).",
+        "Enable POST /models and DELETE /models/NAME (add and remove models at run time); needs api_keys_file "
+        "(callers need the admin scope).",
         "--admin-api/--no-admin-api"))
+    allowed_model_roots = _Names(load_default=[], what="directory", metadata=_doc(
+        "Directories (comma-separated) the admin API may load models from: a POST /models uri must be a "
+        "models:/ URI or an absolute path that resolves inside one of them (symlinks and '..' cannot leave "
+        "them). Needed by admin_api.", "--allowed-model-roots"))
+    api_keys_file = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Require API keys with scopes (score, read, admin) from this keys file, written by `scoring-server keys "
+        "create`; re-read when it changes. Unset: every caller may do everything. /ping and /health stay open.",
+        "--api-keys", section="Security (docs/security.md)"))
+    cors_origins = _Origins(load_default=[], metadata=_doc(
+        "Web origins (scheme://host[:port], comma-separated) whose pages may call the server from a browser "
+        "(CORS). Empty: no CORS headers.", "--cors-origins"))
+    certfile = fields.String(load_default=None, allow_none=True, validate=_existing(Path.is_file, "file"),
+                             metadata=_doc("Serve HTTPS with this PEM certificate (chain); needs keyfile.",
+                                           "--certfile"))
+    keyfile = fields.String(load_default=None, allow_none=True, validate=_existing(Path.is_file, "file"),
+                            metadata=_doc("The PEM private key of certfile.", "--keyfile"))
+    model_formats = _Names(load_default=list(MODEL_FORMATS), choices=MODEL_FORMATS, what="model format",
+                           validate=validate.Length(min=1, error="name at least one format"), metadata=_doc(
+        "Model file formats the server loads (comma-separated): skops, cloudpickle, pickle (both unpickle, "
+        "which runs code from the model file), code (models-from-code .py files). Pickle loads are logged "
+        "as warnings.", "--model-formats", section="Loading models (docs/security.md)"))
+    skops_trusted_types = _Names(load_default=[], pattern=_TYPE_NAME, what="type name (module.Name)",
+                                 metadata=_doc(
+        "Types (module.Name, comma-separated) that skops models may contain beyond skops' defaults. A "
+        "model's own MLmodel skops_trusted_types are never trusted: a model listing types not granted here "
+        "is refused.", "--skops-trusted-types"))
+
+    @validates_schema
+    def _tls_needs_both_files(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
+        if not partial and bool(data.get("certfile")) != bool(data.get("keyfile")):
+            missing = "keyfile" if data.get("certfile") else "certfile"
+            raise ValidationError("HTTPS needs both certfile (--certfile) and keyfile (--keyfile)", missing)
+
+    @validates_schema
+    def _sync_workers_have_one_thread(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
+        if not partial and data.get("worker_class") == "sync" and data.get("threads", 1) > 1:
+            raise ValidationError("sync workers answer one request at a time: use worker_class thread for "
+                                  "threads > 1", "worker_class")
 
     @validates_schema
     def _one_model_or_many(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
@@ -191,7 +336,7 @@ class ConfigKey:
     @property
     def default_text(self) -> str:
         """The default as YAML writes it (``null``, ``false``, ``5.0``)."""
-        return yaml.safe_dump(self.default).splitlines()[0]
+        return yaml.safe_dump(self.default, default_flow_style=True).splitlines()[0]  # a list on one line
 
     @property
     def choices(self) -> tuple[str, ...] | None:
@@ -246,12 +391,7 @@ class ModelEntrySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=[
-        validate.Length(max=MODEL_NAME_MAX),
-        # \Z, not $: "$" also matches before a trailing newline.
-        validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z",
-                        error="use letters, digits, '.', '_' and '-', starting with a letter or digit"),
-    ])
+    name = fields.String(required=True, validate=validate.Regexp(MODEL_NAME_PATTERN, error=f"use {MODEL_NAME_RULE}"))
     uri = fields.String(required=True, validate=validate.Length(min=1))
     protocol = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PROTOCOLS))
 
@@ -266,14 +406,21 @@ def model_entry(name: Any, spec: Any, source: str) -> ModelEntry:
     The models file and the admin API (``POST /models``) both come here, so they accept the same models.
     """
     values = {"uri": spec} if isinstance(spec, str) else spec
+    shown = _shown_name(name)
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: model {name!r} needs a uri")
+        raise ConfigError(f"{source}: model {shown} needs a uri")
     if "name" in values:  # the name is the models file's key (or the request's "name"), not part of the spec
-        raise ConfigError(f"{source}: model {name!r}: name: Unknown field.")
+        raise ConfigError(f"{source}: model {shown}: name: Unknown field.")
     try:
         return ModelEntrySchema().load({**values, "name": name})
     except ValidationError as exc:
-        raise ConfigError(f"{source}: model {name!r}: {_problems(exc)}") from None
+        raise ConfigError(f"{source}: model {shown}: {_problems(exc)}") from None
+
+
+def _shown_name(name: Any) -> str:
+    """A name as error messages quote it: its repr, cut short (a refused name may be very long)."""
+    text = repr(name)
+    return text if len(text) <= MODEL_NAME_MAX + 2 else text[:MODEL_NAME_MAX] + "...'"
 
 
 def read_models_file(path: str | Path) -> list[ModelEntry]:

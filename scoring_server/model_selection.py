@@ -8,6 +8,7 @@ from .catalog.catalog import ModelCatalog
 from .decoding import RequestBody
 from .errors import BAD_REQUEST, TEMPORARILY_UNAVAILABLE, ScoringError
 from .pipeline import Scorer
+from .security import READ, caller_has_scope
 
 MODEL_HEADER = "X-Model-Name"
 
@@ -24,10 +25,11 @@ def select_scorer(body: RequestBody) -> Scorer:
     config = current_app.config["SCORING_SERVER"]
     name = request.headers.get(MODEL_HEADER) or _name_from_params(body, config.model_param) or config.default_model
     if not name:
+        listing = f" Models: {catalog.names()}" if caller_has_scope(READ) else ""
         raise ScoringError(
             f"This server serves several models: name one with the {MODEL_HEADER} header, with "
-            f"\"params\": {{\"{config.model_param}\": NAME}}, or POST to /models/NAME/invocations. "
-            f"Models: {catalog.names()}", BAD_REQUEST)
+            f"\"params\": {{\"{config.model_param}\": NAME}}, or POST to /models/NAME/invocations.{listing}",
+            BAD_REQUEST)
     return catalog.scorer(name)
 
 

@@ -7,7 +7,7 @@ import os
 import threading
 import traceback
 from dataclasses import dataclass
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from flavors import LoadedModel
@@ -21,6 +21,7 @@ from .monitoring import Observers, ScoringEvent
 from .prediction import predict
 from .protocols import MLFLOW2, WireProtocol, protocol_named
 from .schema import enforce_input_schema, enforce_params
+from .workers.context import deadline_exceeded, request_deadline
 
 _logger = logging.getLogger(__name__)
 
@@ -49,14 +50,18 @@ class Scorer:
         self.identity = identity or ModelIdentity(model.metadata.path.name)
         self.protocol = protocol_named(protocol) if isinstance(protocol, str) else protocol
         self.signature = model.metadata.signature
-        self.fast_path = NumericFastPath.for_model(model)
-        self.inputs = ModelInputs(self.signature, self.fast_path)
+        self.inputs = ModelInputs(self.signature, NumericFastPath.for_model(model))
         self.batching = batching
         self.observers = observers if observers is not None else Observers()
         self._batcher: AdaptiveBatcher | None = None
         self._batcher_pid = 0
         self._batcher_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def fast_path(self) -> NumericFastPath | None:
+        """The numeric fast path of this model's input, if it has one (``inputs`` holds it)."""
+        return self.inputs.fast_path
 
     def score(self, body: bytes, content_type: str | None) -> bytes:
         """Score one request body and return the response body; raises :class:`ScoringError`."""
@@ -82,8 +87,11 @@ class Scorer:
                 raise _unforeseen(exc) from exc
             decoded = perf_counter()
             event.format, event.rows, event.decode_seconds = request.format, request.rows, decoded - started
+            deadline = request_deadline()  # set by the worker: past it, the client has its 504 already
+            if deadline is not None and monotonic() >= deadline:
+                raise deadline_exceeded()
             if batcher is not None:
-                raw = batcher.predict(request.data, request.params)
+                raw = batcher.predict(request.data, request.params, deadline)
             else:
                 raw = self.predict_now(request.data, request.params)
             predicted = perf_counter()

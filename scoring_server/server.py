@@ -6,6 +6,7 @@ and, as with MLflow's command line, wins over the options given here.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Flask
@@ -54,15 +55,25 @@ def stop_server(arbiter: Any) -> None:
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
     """gunicorn settings derived from the server configuration.
 
-    Threaded workers hold at most one keep-alive connection per thread: otherwise the worker that
-    accepts first keeps most of a client's connections and the others sit idle.
+    The worker classes are ours (:mod:`scoring_server.workers`): JSON errors from the HTTP layer,
+    request deadlines, a graceful drain and (``thread``, the default) requests read whole before a
+    thread sees them, so that a worker holds many slow connections (``worker_connections``) at no
+    cost. gunicorn's silence timeout is kept above the request deadline, so that a request past it
+    is answered first; ``graceful_timeout`` is the drain.
     """
-    threaded = {"worker_connections": config.threads} if config.threads > 1 else {}
-    return {**threaded,
+    from .workers import WORKER_CLASSES
+    from .workers.drain import install_stop_hook
+
+    tls = {"certfile": config.certfile, "keyfile": config.keyfile} if config.certfile else {}
+    return {**tls,
         "bind": f"{config.host}:{config.port}",
         "workers": config.workers,
         "threads": config.threads,
-        "timeout": config.timeout,
+        "worker_class": WORKER_CLASSES[config.worker_class],
+        "worker_connections": 1000,
+        "timeout": max(config.timeout, math.ceil(config.request_timeout) + 5),
+        "graceful_timeout": config.drain_seconds,
+        "when_ready": install_stop_hook,
         "loglevel": config.log_level,
         "errorlog": "-",
         "proc_name": "scoring-server",

@@ -2,21 +2,33 @@
 
 A model is loaded on its first request (concurrent first requests load it once) and kept in the
 worker's :class:`~.cache.LoadedModels`. A model that fails to load answers 503 for itself only;
-the failure is remembered for ``retry_seconds`` before loading is tried again. A loaded model on
-a moving registry reference is watched by the worker's :class:`~.follower.ReferenceFollower`.
+the failure is remembered for ``retry_seconds`` before loading is tried again, so a model whose
+load runs code and fails does not run it again on every request. A loaded model on a moving
+registry reference is watched by the worker's :class:`~.follower.ReferenceFollower`.
+
+Every load follows the server's loading policy. What a caller is told depends on its scopes
+(:func:`scoring_server.security.caller_has_scope`): local paths and load failure details only to
+callers with ``admin`` (the server log always has them), other models' names only to callers
+with ``read`` (who may list them).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 
+from flask import has_request_context
+
 from flavors import LoadedModel
+from flavors.errors import ModelLoadError
+from flavors.policy import LoadingPolicy
 
 from ..config import ModelEntry
 from ..errors import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE, ScoringError
 from ..pipeline import Scorer
+from ..security import ADMIN, READ, caller_has_scope
 from .cache import LoadedModels
 from .follower import ReferenceFollower
 from .loading import ModelIdentity, is_moving_reference, load_served_model
@@ -31,13 +43,14 @@ class ModelCatalog:
     """Names → models for one worker, with on-demand loading and LRU unloading."""
 
     def __init__(self, sources: ModelSources, make_scorer: MakeScorer, cache: LoadedModels,
-                 follower: ReferenceFollower, retry_seconds: float = 30.0) -> None:
+                 follower: ReferenceFollower, retry_seconds: float = 30.0, policy: LoadingPolicy | None = None) -> None:
         self.sources = sources
         self.cache = cache
         self.follower = follower
         self.retry_seconds = retry_seconds
+        self.policy = policy
         self._make_scorer = make_scorer
-        self._failed: dict[str, tuple[float, str]] = {}
+        self._failed: dict[str, tuple[float, str, str]] = {}
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         follower.also.append(self.refresh)
@@ -50,7 +63,8 @@ class ModelCatalog:
         """``name``'s entry; 404 naming the served models if there is none."""
         entries = self.sources.entries()
         if name not in entries:
-            raise ScoringError(f"No model named {name!r}; known models: {sorted(entries)}", RESOURCE_DOES_NOT_EXIST, 404)
+            known = f"; known models: {sorted(entries)}" if _caller_may(READ) else ""
+            raise ScoringError(f"No model named {name!r}{known}", RESOURCE_DOES_NOT_EXIST, 404)
         return entries[name]
 
     def scorer(self, name: str) -> Scorer:
@@ -85,9 +99,10 @@ class ModelCatalog:
         entries = self.sources.entries()
         return [self._status(entries[name]) for name in sorted(entries)]
 
-    def add(self, entry: ModelEntry) -> None:
-        """Serve ``entry`` in every worker (admin API, which needs ``sources.admin``); 409 if the name is taken."""
-        self.sources.admin.add(entry, set(self.sources.entries()))
+    def add(self, entry: ModelEntry) -> ModelEntry:
+        """Serve ``entry`` in every worker (admin API, which needs ``sources.admin``); 409 if the name is
+        taken, 400/403 if its URI is not admitted (see :mod:`.roots`). Returns the entry as recorded."""
+        return self.sources.admin.add(entry, set(self.sources.entries()))
 
     def remove(self, name: str) -> None:
         """Stop serving ``name`` in every worker (admin API), unloading it here now."""
@@ -98,14 +113,16 @@ class ModelCatalog:
     def _load(self, entry: ModelEntry) -> Scorer:
         failed = self._failed.get(entry.name)
         if failed and time.monotonic() - failed[0] < self.retry_seconds:
-            raise _unavailable(entry.name, failed[1])
+            raise _unavailable(entry.name, failed[1], failed[2])
         try:
-            model, identity = load_served_model(entry.uri, self.follower.registry_root)
-            scorer = self._make_scorer(model, ModelIdentity(entry.name, identity.version), entry)
+            self._check_admitted(entry)
+            model, identity = load_served_model(entry.uri, self.follower.registry_root, self.policy, entry.name)
+            scorer = self._make_scorer(model, dataclasses.replace(identity, name=entry.name), entry)
         except Exception as exc:  # any loader failure is this model's problem only
-            self._failed[entry.name] = (time.monotonic(), str(exc))
+            public = getattr(exc, "public_message", None) or "the server log has the reason"
+            self._failed[entry.name] = (time.monotonic(), str(exc), public)
             _logger.error("Cannot load model %s from %s: %s", entry.name, entry.uri, exc)
-            raise _unavailable(entry.name, str(exc)) from None
+            raise _unavailable(entry.name, str(exc), public) from None
         self._failed.pop(entry.name, None)
         if is_moving_reference(entry.uri):
             self.follower.watch(entry.name, entry.uri, identity,
@@ -118,7 +135,15 @@ class ModelCatalog:
 
     def _install(self, entry: ModelEntry, model: LoadedModel, identity: ModelIdentity) -> None:
         """A followed reference moved: serve the new version if the model is still loaded."""
-        self.cache.replace(entry.name, self._make_scorer(model, ModelIdentity(entry.name, identity.version), entry))
+        self.cache.replace(entry.name, self._make_scorer(model, dataclasses.replace(identity, name=entry.name), entry))
+
+    def _check_admitted(self, entry: ModelEntry) -> None:
+        """A model added through the admin API loads only while its directory is still inside the roots."""
+        admin = self.sources.admin
+        if admin is not None and entry.name in admin.current()[0] and not admin.admitted(entry):
+            error = ModelLoadError(f"{entry.uri} is no longer a model directory inside the allowed model roots")
+            error.public_message = "its uri is no longer allowed"
+            raise error
 
     def _unload(self, name: str) -> None:
         self.follower.unwatch(name)
@@ -133,11 +158,22 @@ class ModelCatalog:
                 self._unload(name)
 
     def _status(self, entry: ModelEntry) -> dict:
+        """A model as listed: its URI only to admins, or when it is a ``models:/`` reference (a
+        local directory's path says where the server's files are: others get None)."""
         cached = self.cache.get(entry.name)
-        return {"name": entry.name, "uri": entry.uri, "loaded": cached is not None,
+        uri = entry.uri if entry.uri.startswith("models:") or _caller_may(ADMIN) else None
+        return {"name": entry.name, "uri": uri, "loaded": cached is not None,
                 "version": cached.scorer.identity.version if cached else None,
                 "last_used": cached.last_used if cached else None}
 
 
-def _unavailable(name: str, reason: str) -> ScoringError:
-    return ScoringError(f"Model {name!r} cannot be loaded: {reason}", TEMPORARILY_UNAVAILABLE, 503)
+def _caller_may(scope: str) -> bool:
+    """Whether the caller of the current request holds ``scope``; outside a request (the server
+    itself, tests, tools) everything may be said."""
+    return not has_request_context() or caller_has_scope(scope)
+
+
+def _unavailable(name: str, reason: str, public: str) -> ScoringError:
+    """The 503 of a model that cannot be loaded: the reason for admins, a reason without paths for others."""
+    shown = reason if _caller_may(ADMIN) else public
+    return ScoringError(f"Model {name!r} cannot be loaded: {shown}", TEMPORARILY_UNAVAILABLE, 503)

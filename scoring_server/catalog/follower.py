@@ -5,6 +5,10 @@ server (its one model) and a many-model server (each loaded model) alike. When a
 points at another version, that version is loaded in the polling thread and handed to the
 watch's ``install``; a version that fails to load is logged, the current one keeps serving, and
 it is not tried again until the reference moves again.
+
+Versions are told apart by their registry UUID, not their number: a number can come back (a
+registry rebuilt from scratch starts at 1 again), a UUID cannot. Loads follow the server's
+loading policy, like every other load.
 """
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flavors import LoadedModel, load_model
+from flavors import LoadedModel
+from flavors.policy import LoadingPolicy
 
 from ..registry import ModelRegistry
-from .loading import ModelIdentity
+from .loading import ModelIdentity, identity_of, load_version
 
 _logger = logging.getLogger(__name__)
 
@@ -39,9 +44,10 @@ class ReferenceFollower:
     there, so models registered after start are served).
     """
 
-    def __init__(self, registry_root: str | None, poll_seconds: float) -> None:
+    def __init__(self, registry_root: str | None, poll_seconds: float, policy: LoadingPolicy | None = None) -> None:
         self.registry_root = registry_root
         self.poll_seconds = poll_seconds
+        self.policy = policy
         self.also: list[Callable[[], None]] = []
         self._watches: dict[str, _Watch] = {}
         self._lock = threading.Lock()
@@ -91,13 +97,13 @@ class ReferenceFollower:
         except Exception as exc:  # the registry may be briefly unreadable, or the reference gone
             _logger.warning("Cannot resolve %s: %s; keeping version %s", watch.uri, exc, watch.current.version)
             return False
-        identity = ModelIdentity(version.name, str(version.version))
-        if identity.version in (watch.current.version, watch.failed):
+        identity = identity_of(version)
+        if identity.key in (watch.current.key, watch.failed):
             return False
         try:
-            model = load_model(version.path)
+            model = load_version(version, self.policy, key)
         except Exception:
-            watch.failed = identity.version
+            watch.failed = identity.key
             _logger.exception("Loading %s version %s failed; still serving version %s",
                               identity.name, identity.version, watch.current.version)
             return False

@@ -1,33 +1,82 @@
-"""Loading the model a URI names: a model directory, or a ``models:/`` registry reference."""
+"""Loading the model a URI names: a model directory, or a ``models:/`` registry reference.
+
+Every model a server loads (its one model, a catalog's, a followed reference's next version)
+is loaded here, under the server's :class:`~flavors.policy.LoadingPolicy`: the formats it
+allows and the skops types it trusts (``model_formats``, ``skops_trusted_types``). A model read
+from a pickle format is logged as one warning per load, naming the model and the format.
+"""
 from __future__ import annotations
 
 import importlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flavors import LoadedModel, default_registry, load_model, read_mlmodel, resolve_model_uri
+from flavors.errors import ModelLoadError
+from flavors.policy import PICKLE_FORMATS, LoadingPolicy
 
-from ..registry import ModelRegistry, parse_models_uri
+from ..registry import ModelRegistry, ModelVersion, parse_models_uri
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
 
 _logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelIdentity:
-    """The name and version that answer, sent back as ``X-Model-Name``/``X-Model-Version``."""
+    """The name and version that answer, sent back as ``X-Model-Name``/``X-Model-Version``.
+
+    ``uuid`` is a registry version's UUID: what followers compare to see that a reference points
+    at another version (a number can come back, in a registry rebuilt from scratch; a UUID cannot).
+    """
 
     name: str
     version: str | None = None
+    uuid: str | None = None
+
+    @property
+    def key(self) -> str | None:
+        """What tells two versions apart: the UUID, else (a store without UUIDs) the number."""
+        return self.uuid or self.version
 
 
-def load_served_model(uri: str, registry_root: str | None = None) -> tuple[LoadedModel, ModelIdentity]:
-    """Load the model ``uri`` names now, with its identity."""
+def loading_policy(config: ServerConfig) -> LoadingPolicy:
+    """The configuration's loading policy (``model_formats``, ``skops_trusted_types``)."""
+    return LoadingPolicy(formats=frozenset(config.model_formats),
+                         skops_trusted_types=frozenset(config.skops_trusted_types))
+
+
+def load_served_model(uri: str, registry_root: str | None = None, policy: LoadingPolicy | None = None,
+                      name: str | None = None) -> tuple[LoadedModel, ModelIdentity]:
+    """Load the model ``uri`` names now, with its identity; ``name`` (the served name) is for logs."""
     if uri.startswith("models:"):
         version = ModelRegistry(registry_root).resolve_uri(uri)
-        return load_model(version.path), ModelIdentity(version.name, str(version.version))
-    model = load_model(uri)
+        return load_version(version, policy, name), identity_of(version)
+    model = _load(uri, policy, name)
     return model, ModelIdentity(model.metadata.path.name)
+
+
+def load_version(version: ModelVersion, policy: LoadingPolicy | None = None, name: str | None = None) -> LoadedModel:
+    """Load a registered version (only a completely registered one: a pending one has no files yet)."""
+    if not version.servable:
+        raise ModelLoadError(f"version {version.version} of {version.name!r} is not completely registered")
+    return _load(version.path, policy, name or f"{version.name} version {version.version}")
+
+
+def identity_of(version: ModelVersion) -> ModelIdentity:
+    return ModelIdentity(version.name, str(version.version), version.uuid or None)
+
+
+def _load(path: str, policy: LoadingPolicy | None, name: str | None) -> LoadedModel:
+    model = load_model(path, policy=policy)
+    if model.model_format in PICKLE_FORMATS:
+        _logger.warning("Model %s was loaded from a %s file: unpickling runs code from the model file. "
+                        "Servers that need not load pickles refuse them with --model-formats (docs/security.md)",
+                        name or model.metadata.path.name, model.model_format)
+    return model
 
 
 def import_shared_modules(uris: Iterable[str], registry_root: str | None = None) -> list[str]:

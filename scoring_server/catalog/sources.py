@@ -3,24 +3,43 @@
 changes, which every worker of the server reads from one file so that all of them agree."""
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
+import logging
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import ModelEntry
+from ..config import MODEL_NAME_RULE, ConfigError, ModelEntry, is_model_name
 from ..errors import ScoringError
 from ..registry import ModelRegistry
+from .roots import AllowedRoots
+
+if TYPE_CHECKING:
+    from ..config import ServerConfig
+
+_logger = logging.getLogger(__name__)
 
 
 def entries_from_root(root: str | Path) -> list[ModelEntry]:
-    """Every model directory (one with an ``MLmodel``) directly under ``root``, by folder name."""
-    return [ModelEntry(child.name, str(child)) for child in sorted(Path(root).iterdir())
-            if (child / "MLmodel").is_file()]
+    """Every model directory (one with an ``MLmodel``) directly under ``root``, by folder name.
+
+    A folder whose name breaks the model-name rule is skipped with a warning (it could not be
+    asked for by name anyway)."""
+    entries = []
+    for child in sorted(Path(root).iterdir()):
+        if not (child / "MLmodel").is_file():
+            continue
+        if is_model_name(child.name):
+            entries.append(ModelEntry(child.name, str(child)))
+        else:
+            _logger.warning("Not serving %s: a model's name (its folder's) needs %s", child, MODEL_NAME_RULE)
+    return entries
 
 
 def entries_from_registry(registry_root: str | None, alias: str | None) -> list[ModelEntry]:
@@ -30,18 +49,32 @@ def entries_from_registry(registry_root: str | None, alias: str | None) -> list[
             for model in ModelRegistry(registry_root).list_models()]
 
 
+def admin_changes(config: ServerConfig) -> AdminChanges | None:
+    """The admin API's changes when ``admin_api`` is on; it needs ``allowed_model_roots``."""
+    if not config.admin_api:
+        return None
+    if not config.allowed_model_roots:
+        raise ConfigError("the admin API (--admin-api) loads models only from directories you allow: give "
+                          "--allowed-model-roots DIR[,DIR] (configuration key allowed_model_roots; "
+                          "docs/security.md)")
+    return AdminChanges(roots=AllowedRoots(config.allowed_model_roots))
+
+
 class AdminChanges:
     """Models added and removed through the admin API, in a JSON file shared by the workers
     (written under an exclusive lock, replaced atomically, re-read when its mtime changes).
 
-    The folder is made by the server before the fork and removed when the server stops.
+    Added models must be ``models:/`` URIs or model directories inside ``roots`` (see
+    :mod:`.roots`); without roots every local directory is refused. The folder is made by the
+    server before the fork and removed when the server stops.
     """
 
     FILE = "catalog-changes.json"
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, roots: AllowedRoots | None = None) -> None:
         self.folder = folder or Path(tempfile.mkdtemp(prefix="scoring-server-"))
         self.path = self.folder / self.FILE
+        self.roots = roots or AllowedRoots()
         self._seen: int | None = None
         self._changes: dict = {"added": {}, "removed": []}
 
@@ -58,13 +91,21 @@ class AdminChanges:
                  for name, spec in self._changes["added"].items()}
         return added, set(self._changes["removed"])
 
-    def add(self, entry: ModelEntry, served: set[str]) -> None:
-        """Record ``entry`` as added (and no longer removed); 409 if its name is ``served`` or added."""
+    def add(self, entry: ModelEntry, served: set[str]) -> ModelEntry:
+        """Record ``entry`` as added (and no longer removed), with its URI as admitted by ``roots``
+        (400/403 otherwise); 409 if its name is ``served`` or added. Returns the entry recorded."""
+        entry = dataclasses.replace(entry, uri=self.roots.admit(entry.uri))
         with self._edit() as changes:
             if entry.name in served or entry.name in changes["added"]:
                 raise ScoringError(f"A model named {entry.name!r} already exists", "RESOURCE_ALREADY_EXISTS", 409)
             changes["added"][entry.name] = {"uri": entry.uri, "protocol": entry.protocol}
             changes["removed"] = [name for name in changes["removed"] if name != entry.name]
+        return entry
+
+    def admitted(self, entry: ModelEntry) -> bool:
+        """Whether an added entry may still be loaded: a ``models:/`` URI, or a directory whose real
+        path is still inside the roots (a symlink changed since it was added does not count)."""
+        return entry.uri.startswith("models:") or self.roots.real_model_dir(entry.uri) == entry.uri
 
     def remove(self, name: str) -> None:
         """Record ``name`` as removed."""

@@ -17,6 +17,7 @@ from flavors.signature import ModelSignature, Schema
 
 from ..content_types import PROTOCOL_CHANGE_INFO
 from ..errors import ScoringError, invalid_input, invalid_parameter
+from .limits import DecodeLimits, check_decoded_bytes, check_table, row_width, scalars
 from .request import LLM_FORMAT, DecodedRequest
 
 DATAFRAME_SPLIT = "dataframe_split"
@@ -26,6 +27,8 @@ INPUTS = "inputs"
 FORMAT_KEYS = (DATAFRAME_SPLIT, DATAFRAME_RECORDS, INSTANCES, INPUTS)
 LLM_KEYS = ("messages", "prompt", "input")
 PARAMS_KEY = "params"
+_FORMAT_KEY_SET = frozenset(FORMAT_KEYS)
+_LLM_KEY_SET = frozenset(LLM_KEYS)
 
 REQUIRED_INPUT_FORMAT = (
     "The input must be a JSON dictionary with exactly one of the input fields "
@@ -53,6 +56,51 @@ def decode_json_payload(payload: Any, signature: ModelSignature | None) -> Decod
     else:
         data = decode_tensor_input(value, signature.inputs if signature else None)
     return DecodedRequest(data, payload.get(PARAMS_KEY), keys[0])
+
+
+def check_input_size(payload: Any, limits: DecodeLimits, input_schema: Schema | None = None) -> None:
+    """Refuse a payload over ``limits`` from the lengths of its lists, before anything is built
+    from it. Payloads that are not one of the four formats are left to decoding to word."""
+    if type(payload) is not dict:
+        return
+    key = None
+    for name in payload:
+        if name in _FORMAT_KEY_SET:
+            if key is not None:
+                return
+            key = name
+        elif name in _LLM_KEY_SET:
+            return
+    value = payload.get(key)
+    if key == DATAFRAME_SPLIT:
+        data = value.get("data") if type(value) is dict else None
+        if type(data) is list:
+            columns = value.get("columns")
+            width = row_width(data)
+            check_table(len(data), max(width, len(columns)) if type(columns) is list else width, limits)
+    elif key == DATAFRAME_RECORDS:
+        if type(value) is list:
+            check_table(len(value), row_width(value), limits)
+    elif key is not None:
+        _check_tensor_size(value, limits, input_schema)
+
+
+def _check_tensor_size(value: Any, limits: DecodeLimits, input_schema: Schema | None) -> None:
+    """``instances``/``inputs``: rows, scalars, and the fixed-width array a string tensor becomes."""
+    if type(value) is dict:
+        columns = list(value.values())
+        rows = max((len(column) if type(column) is list else 1 for column in columns), default=0)
+    elif type(value) is list:
+        columns, rows = value, len(value)
+    else:
+        return
+    count, longest = scalars(columns)
+    check_table(rows, 0, limits, cells=count)
+    as_frame = input_schema is not None and not input_schema.is_tensor_spec and input_schema.has_input_names
+    if longest and not as_frame:  # numpy stores every string as wide as the longest, 4 bytes a character
+        check_decoded_bytes(count * longest * 4, limits,
+                            f"A tensor of {count:,} strings (the longest {longest:,} characters, which sets the "
+                            "width of every element)")
 
 
 def decode_dataframe_split(value: Any) -> pd.DataFrame:

@@ -11,7 +11,8 @@ import pandas as pd
 from flavors.signature import ModelSignature
 
 from ..errors import ScoringError
-from .json_body import parse_json
+from .json_body import check_before_parsing, check_json_depth, parse_json
+from .limits import NO_LIMITS, DecodeLimits
 
 LLM_FORMAT = "llm"
 
@@ -23,10 +24,12 @@ if TYPE_CHECKING:
 @dataclass
 class RequestBody:
     """The raw body and its Content-Type; the JSON value is parsed at most once per request,
-    whoever asks first (choosing a model by its ``params``, or decoding)."""
+    whoever asks first (choosing a model by its ``params``, or decoding). ``limits`` bound what
+    it may decode into (an HTTP request's come from the server's configuration)."""
 
     raw: bytes
     content_type: str | None
+    limits: DecodeLimits = NO_LIMITS
     _parsed: Any = field(default=None, init=False, repr=False)
     _error: ScoringError | None = field(default=None, init=False, repr=False)
     _done: bool = field(default=False, init=False, repr=False)
@@ -35,9 +38,13 @@ class RequestBody:
         """The body as a JSON value; a 400 :class:`ScoringError` when it is not JSON."""
         if not self._done:
             try:
+                limits = self.limits
+                opened = check_before_parsing(self.raw, limits) if limits is not NO_LIMITS else None
                 self._parsed = parse_json(self.raw)
+                if limits.max_json_depth is not None:
+                    check_json_depth(self._parsed, limits.max_json_depth, opened)
             except ScoringError as error:
-                self._error = error
+                self._parsed, self._error = None, error
             self._done = True
         if self._error is not None:
             raise self._error

@@ -4,20 +4,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..config import MODEL_NAME_MAX, MODEL_NAME_RULE, is_model_name
 from .errors import RegistryError
 
 STAGES = ("None", "Staging", "Production", "Archived")
 LATEST = "latest"
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" also matches before a final newline
-_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}\Z")  # \Z: "$" also matches before a final newline
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?\Z")
 
 
 def check_name(name: str) -> str:
-    """A model name: letters, digits, ``_ . -``, starting with a letter or digit."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise RegistryError(f"invalid model name {name!r}: use letters, digits, '_', '.', '-' (at most 128)")
+    """A model name, by the server's one rule (``scoring_server.config.MODEL_NAME_PATTERN``): what a
+    models file or the admin API may serve is what the registry may register, and the reverse."""
+    if not is_model_name(name):
+        shown = repr(name) if len(repr(name)) <= MODEL_NAME_MAX + 2 else repr(name)[:MODEL_NAME_MAX] + "...'"
+        raise RegistryError(f"invalid model name {shown}: use {MODEL_NAME_RULE}")
     return name
 
 
@@ -62,7 +64,7 @@ def parse_models_uri(uri: str) -> ModelReference:
     name, ref, alias = check_name(match["name"]), match["ref"], match["alias"]
     if alias is not None:
         return ModelReference(name, alias=check_alias(alias))
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         return ModelReference(name, version=int(ref))
     if ref.lower() == LATEST:
         return ModelReference(name)

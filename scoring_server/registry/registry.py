@@ -1,15 +1,24 @@
 """The model registry: names, versions, stages, aliases, tags, and ``models:/`` resolution.
 
 Registering copies the model directory into the registry root, so later edits to the source
-cannot change a registered version.
+cannot change a registered version. Until the copy is complete the version is pending, and a
+pending version is never resolved. A registering process holds an exclusive ``flock`` on a lock
+file of its version for as long as the version is pending: when the process dies (even by
+SIGKILL) the kernel releases it, and the next write to the registry deletes the abandoned
+version and its partial copy. A pending version without a lock file (left by an older
+scoring-server) is abandoned once older than ``pending_timeout_seconds``.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
 import os
 import shutil
-import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flavors.errors import ModelLoadError
@@ -18,7 +27,11 @@ from flavors.uri import resolve_model_uri
 from ..config import env_var
 from .errors import RegistryError
 from .names import ModelReference, canonical_stage, check_alias, check_name, parse_models_uri
-from .store import READY, ModelVersion, RegisteredModel, RegistryStore, SqliteStore
+from .store import ModelVersion, RegisteredModel, RegistryStore, SqliteStore
+
+#: A pending version whose registering process cannot be checked (no lock file) is abandoned after this.
+PENDING_TIMEOUT_SECONDS = 3600.0
+_STAGING = ".staging-"
 
 ROOT_ENV = env_var("registry_uri")
 DEPRECATED_ROOT_ENV = "SCORING_REGISTRY_URI"
@@ -54,9 +67,11 @@ def _warn_deprecated(value: str) -> None:
 class ModelRegistry:
     """Registry operations over a :class:`RegistryStore` (the embedded SQLite one by default)."""
 
-    def __init__(self, root: str | Path | None = None, store: RegistryStore | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, store: RegistryStore | None = None,
+                 pending_timeout_seconds: float = PENDING_TIMEOUT_SECONDS) -> None:
         self.root = registry_root(root)
         self.store = store or SqliteStore(self.root)
+        self.pending_timeout_seconds = pending_timeout_seconds
 
     # --- registered models -------------------------------------------------------------
 
@@ -87,13 +102,43 @@ class ModelRegistry:
             read_mlmodel(source_dir)
         except ModelLoadError as exc:
             raise RegistryError(f"cannot register {source!r}: {exc}") from None
-        reserved = self.store.reserve_version(name, str(source_dir), description, tags or {})
-        try:
-            path = self._copy_in(source_dir, name, reserved.version)
-        except BaseException:
-            self.store.delete_version(name, reserved.version)
-            raise
-        return self.store.complete_version(name, reserved.version, str(path))
+        self.recover_pending()
+        folder = self._folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        version_uuid = uuid.uuid4().hex
+        with _held(self._lock_file(name, version_uuid)):  # held until the version is READY or gone
+            reserved = self.store.reserve_version(name, str(source_dir), description, tags or {}, version_uuid)
+            staging, target = self._staging(name, version_uuid), folder / str(reserved.version)
+            try:
+                if target.exists():  # the number is this registration's alone: whatever is there is debris
+                    _logger.warning("Removing %s, left by an earlier registration that did not complete", target)
+                    shutil.rmtree(target)
+                shutil.copytree(source_dir, staging)
+                staging.rename(target)
+                return self.store.complete_version(name, reserved.version, str(target))
+            except BaseException:
+                if not self._is_servable(name, reserved.version):  # interrupted before it was READY
+                    shutil.rmtree(staging, ignore_errors=True)
+                    shutil.rmtree(target, ignore_errors=True)
+                    try:
+                        self.store.delete_version(name, reserved.version)
+                    except RegistryError:
+                        pass  # expired or deleted meanwhile
+                raise
+
+    def recover_pending(self) -> list[ModelVersion]:
+        """Delete the versions whose registration was abandoned (the registering process died, or,
+        without a lock file, the version is older than ``pending_timeout_seconds``) and their
+        partial copies; also remove staging directories that no registration owns. Run before
+        every registration and deletion; returns the versions deleted."""
+        expired = self.store.expire_pending(self._abandoned)
+        for version in expired:
+            _logger.warning("Deleting version %s of %s: its registration was abandoned", version.version, version.name)
+            shutil.rmtree(self._staging(version.name, version.uuid), ignore_errors=True)
+            shutil.rmtree(self._folder(version.name) / str(version.version), ignore_errors=True)
+            _unlink(self._lock_file(version.name, version.uuid))
+        self._sweep_staging()
+        return expired
 
     def transition(self, name: str, version: int, stage: str, archive_existing: bool = False) -> ModelVersion:
         """Move a version to a stage; ``archive_existing`` archives the versions already there."""
@@ -121,7 +166,12 @@ class ModelRegistry:
             self.store.update_version(name, version, description=description)
 
     def delete_version(self, name: str, version: int) -> None:
-        """Delete a version and its files; refused while an alias points to it."""
+        """Delete a version and its files; refused while an alias points to it.
+
+        Its number is not given to another version: a server following ``latest`` sees a new
+        number (and UUID) when a model is registered again.
+        """
+        self.recover_pending()
         path = self.store.get_version(name, version).path
         self.store.delete_version(name, version)
         if path:
@@ -130,15 +180,15 @@ class ModelRegistry:
     # --- resolution --------------------------------------------------------------------
 
     def resolve(self, reference: ModelReference) -> ModelVersion:
-        """The version a reference points at now."""
+        """The version a reference points at now; only a completely registered one."""
         if reference.version is not None:
-            return self.store.get_version(reference.name, reference.version)
+            return _servable(self.store.get_version(reference.name, reference.version))
         if reference.alias is not None:
             aliases = self.store.get_model(reference.name).aliases
             if reference.alias not in aliases:
                 raise RegistryError(f"model {reference.name!r} has no alias {reference.alias!r}")
-            return self.store.get_version(reference.name, aliases[reference.alias])
-        ready = [v for v in self.store.list_versions(reference.name) if v.status == READY]
+            return _servable(self.store.get_version(reference.name, aliases[reference.alias]))
+        ready = [v for v in self.store.list_versions(reference.name) if v.servable]
         if reference.stage is not None:
             ready = [v for v in ready if v.stage == reference.stage]
         if not ready:
@@ -149,10 +199,99 @@ class ModelRegistry:
     def resolve_uri(self, uri: str) -> ModelVersion:
         return self.resolve(parse_models_uri(uri))
 
-    def _copy_in(self, source_dir: Path, name: str, version: int) -> Path:
-        target = self.root / "models" / name / str(version)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
-        shutil.copytree(source_dir, staging, dirs_exist_ok=True)
-        staging.rename(target)
-        return target
+    # --- files ---------------------------------------------------------------------------
+
+    def _folder(self, name: str) -> Path:
+        return self.root / "models" / check_name(name)
+
+    def _staging(self, name: str, version_uuid: str) -> Path:
+        return self._folder(name) / f"{_STAGING}{version_uuid}"
+
+    def _lock_file(self, name: str, version_uuid: str) -> Path:
+        return self._folder(name) / f"{_STAGING}{version_uuid}.lock"
+
+    def _is_servable(self, name: str, version: int) -> bool:
+        try:
+            return self.store.get_version(name, version).servable
+        except RegistryError:
+            return False
+
+    def _abandoned(self, version: ModelVersion) -> bool:
+        """A pending version whose registering process is gone (its lock is free), or that has no
+        lock file to tell and is older than the timeout."""
+        free = _lock_is_free(self._lock_file(version.name, version.uuid)) if version.uuid else None
+        if free is not None:
+            return free
+        return time.time() - version.created_at > self.pending_timeout_seconds
+
+    def _sweep_staging(self) -> None:
+        """Remove what no live registration owns: staging directories of processes that died after
+        their version was deleted (their lock is free, their version not pending), and, past the
+        timeout, free lock files and the staging directories of older scoring-servers (``.N-*``)."""
+        pending = {version.uuid for version in self.store.pending_versions()}
+        now = time.time()
+        for entry in self.root.glob("models/*/.*"):
+            name = entry.name
+            if name.startswith(_STAGING) and not name.endswith(".lock"):
+                version_uuid = name[len(_STAGING):]
+                lock = entry.parent / f"{name}.lock"
+                if version_uuid not in pending and _lock_is_free(lock) is not False:
+                    _remove(entry)
+            elif name.startswith(_STAGING) or name[1:].partition("-")[0].isdigit():
+                try:
+                    old = now - entry.lstat().st_mtime > self.pending_timeout_seconds
+                except OSError:
+                    continue
+                if old and (not name.endswith(".lock") or _lock_is_free(entry)):
+                    _remove(entry)
+
+
+def _servable(version: ModelVersion) -> ModelVersion:
+    if not version.servable:
+        raise RegistryError(f"model {version.name!r} has no version {version.version} "
+                            "(its registration has not completed)")
+    return version
+
+
+@contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """Create ``path`` and hold an exclusive flock on it for the duration (the kernel releases it if
+    the process dies); the file is removed at the end."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        _unlink(path)
+        os.close(fd)
+
+
+def _lock_is_free(path: Path) -> bool | None:
+    """Whether nobody holds ``path``'s flock (its owner is gone); None if there is no such file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        _unlink(path)

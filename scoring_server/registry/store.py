@@ -3,12 +3,20 @@
 The embedded store keeps a SQLite database (WAL mode, so readers never wait for a writer) and
 the registered model directories side by side under one root. Anything that implements
 :class:`RegistryStore` (a shared database for several machines, say) can replace it.
+
+The database's layout has a version (``PRAGMA user_version``); opening an older one migrates it
+in one write transaction, so that processes opening it at once migrate it once. Version 1 gives
+each registered model a counter of version numbers (a number is never given twice, even after
+its version is deleted) and each version a UUID (an identity no other version ever has, even
+in a registry rebuilt from scratch): followers compare UUIDs, not numbers.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+import uuid as uuidlib
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +26,8 @@ from .errors import RegistryError
 
 READY = "READY"
 PENDING = "PENDING_REGISTRATION"
+#: The layout this code reads and writes; see :data:`_MIGRATIONS`.
+SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,12 @@ class ModelVersion:
     created_at: float = 0.0
     updated_at: float = 0.0
     path: str = ""
+    uuid: str = ""
+
+    @property
+    def servable(self) -> bool:
+        """Registered completely: READY, with its copy in place (a pending version has no files yet)."""
+        return self.status == READY and bool(self.path)
 
 
 class RegistryStore(Protocol):
@@ -55,8 +71,10 @@ class RegistryStore(Protocol):
     def get_model(self, name: str) -> RegisteredModel: ...
     def list_models(self) -> list[RegisteredModel]: ...
     def update_model(self, name: str, *, description: str | None = None, tags: dict | None = None) -> None: ...
-    def reserve_version(self, name: str, source: str, description: str, tags: dict) -> ModelVersion: ...
+    def reserve_version(self, name: str, source: str, description: str, tags: dict, uuid: str) -> ModelVersion: ...
     def complete_version(self, name: str, version: int, path: str) -> ModelVersion: ...
+    def expire_pending(self, is_stale: Callable[[ModelVersion], bool]) -> list[ModelVersion]: ...
+    def pending_versions(self) -> list[ModelVersion]: ...
     def get_version(self, name: str, version: int) -> ModelVersion: ...
     def list_versions(self, name: str) -> list[ModelVersion]: ...
     def update_version(self, name: str, version: int, *, stage: str | None = None,
@@ -67,7 +85,8 @@ class RegistryStore(Protocol):
     def delete_alias(self, name: str, alias: str) -> None: ...
 
 
-_SCHEMA = """
+#: Layout 0, the first one: what a new registry starts from before :data:`_MIGRATIONS` run.
+_SCHEMA_V0 = """
 CREATE TABLE IF NOT EXISTS registered_models (
     name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL, updated_at REAL NOT NULL);
@@ -80,7 +99,27 @@ CREATE TABLE IF NOT EXISTS aliases (
     name TEXT NOT NULL REFERENCES registered_models(name), alias TEXT NOT NULL, version INTEGER NOT NULL,
     PRIMARY KEY (name, alias));
 """
-_VERSION_COLUMNS = "name, version, source, stage, description, tags, status, created_at, updated_at, path"
+
+
+def _migrate_to_1(db: sqlite3.Connection) -> None:
+    """A version-number counter per model, and a UUID per version.
+
+    The counter starts after the highest version still recorded: numbers of versions deleted
+    before this migration cannot be known (their rows are gone), which is why followers compare
+    UUIDs, which cannot repeat.
+    """
+    db.execute("ALTER TABLE registered_models ADD COLUMN next_version INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE model_versions ADD COLUMN uuid TEXT NOT NULL DEFAULT ''")
+    db.execute("UPDATE registered_models SET next_version = 1 + COALESCE("
+               "(SELECT MAX(version) FROM model_versions WHERE model_versions.name = registered_models.name), 0)")
+    for (rowid,) in db.execute("SELECT rowid FROM model_versions").fetchall():
+        db.execute("UPDATE model_versions SET uuid = ? WHERE rowid = ?", (uuidlib.uuid4().hex, rowid))
+    db.execute("CREATE UNIQUE INDEX model_versions_uuid ON model_versions(uuid)")
+
+
+#: Layout version → the step that brings the layout before it there, in one transaction.
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
+_VERSION_COLUMNS = "name, version, source, stage, description, tags, status, created_at, updated_at, path, uuid"
 
 
 class SqliteStore:
@@ -91,7 +130,28 @@ class SqliteStore:
         self.path = root / "registry.db"
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise RegistryError(f"the registry {root} has layout {current}, newer than this scoring-server reads "
+                                f"({SCHEMA_VERSION}): upgrade scoring-server")
+        if current < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Create a new registry's tables, then bring the layout to :data:`SCHEMA_VERSION`."""
+        with self._connect() as db:
+            db.executescript(_SCHEMA_V0)  # CREATE ... IF NOT EXISTS: nothing for an existing registry
+        with self._write() as db:
+            current = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            for target in range(current + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[target](db)
+            if current < SCHEMA_VERSION:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as db:
+            return db.execute("PRAGMA user_version").fetchone()[0]
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -120,8 +180,8 @@ class SqliteStore:
         with self._write() as db:
             if db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
                 raise RegistryError(f"registered model {name!r} already exists")
-            db.execute("INSERT INTO registered_models VALUES (?, ?, ?, ?, ?)",
-                       (name, description, json.dumps(tags), now, now))
+            db.execute("INSERT INTO registered_models (name, description, tags, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (name, description, json.dumps(tags), now, now))
         return self.get_model(name)
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -149,24 +209,56 @@ class SqliteStore:
 
     # --- versions ----------------------------------------------------------------------
 
-    def reserve_version(self, name: str, source: str, description: str, tags: dict) -> ModelVersion:
-        """The next version number of ``name``, recorded as pending; distinct across processes."""
+    def reserve_version(self, name: str, source: str, description: str, tags: dict, uuid: str) -> ModelVersion:
+        """The next version number of ``name``, recorded as pending with ``uuid``.
+
+        Numbers come from the model's counter: distinct across processes, never given twice.
+        """
         now = time.time()
         with self._write() as db:
             if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
-                db.execute("INSERT INTO registered_models VALUES (?, '', '{}', ?, ?)", (name, now, now))
-            version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?",
-                                 (name,)).fetchone()[0]
-            db.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, 'None', ?, ?, ?, ?, ?, '')",
-                       (name, version, source, description, json.dumps(tags), PENDING, now, now))
-            db.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (now, name))
+                db.execute("INSERT INTO registered_models (name, created_at, updated_at) VALUES (?, ?, ?)",
+                           (name, now, now))
+            counter, highest = db.execute(
+                "SELECT next_version, (SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?) "
+                "FROM registered_models WHERE name = ?", (name, name)).fetchone()
+            version = max(counter, highest + 1)
+            db.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, 'None', ?, ?, ?, ?, ?, '', ?)",
+                       (name, version, source, description, json.dumps(tags), PENDING, now, now, uuid))
+            db.execute("UPDATE registered_models SET next_version = ?, updated_at = ? WHERE name = ?",
+                       (version + 1, now, name))
         return self.get_version(name, version)
 
     def complete_version(self, name: str, version: int, path: str) -> ModelVersion:
+        """Mark a pending version READY at ``path``; refused if it is no longer pending (expired, deleted)."""
         with self._write() as db:
-            db.execute("UPDATE model_versions SET status = ?, path = ?, updated_at = ? WHERE name = ? AND version = ?",
-                       (READY, path, time.time(), name, version))
+            changed = db.execute("UPDATE model_versions SET status = ?, path = ?, updated_at = ? "
+                                 "WHERE name = ? AND version = ? AND status = ?",
+                                 (READY, path, time.time(), name, version, PENDING)).rowcount
+            if not changed:
+                raise RegistryError(f"version {version} of {name!r} is no longer pending: its registration was "
+                                    "expired or deleted meanwhile")
         return self.get_version(name, version)
+
+    def expire_pending(self, is_stale: Callable[[ModelVersion], bool]) -> list[ModelVersion]:
+        """Delete the pending versions ``is_stale`` says were abandoned; return them (their files are the caller's)."""
+        with self._connect() as db:  # the usual case, nothing pending, takes no write lock
+            if not db.execute("SELECT 1 FROM model_versions WHERE status = ? LIMIT 1", (PENDING,)).fetchone():
+                return []
+        with self._write() as db:
+            pending = [_version(row) for row in db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
+            stale = [version for version in pending if is_stale(version)]
+            for version in stale:
+                db.execute("DELETE FROM model_versions WHERE name = ? AND version = ? AND status = ?",
+                           (version.name, version.version, PENDING))
+        return stale
+
+    def pending_versions(self) -> list[ModelVersion]:
+        """Every version whose registration has not completed."""
+        with self._connect() as db:
+            return [_version(row) for row in db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._connect() as db:
@@ -245,4 +337,5 @@ class SqliteStore:
 
 
 def _version(row: tuple) -> ModelVersion:
-    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9])
+    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9],
+                        row[10])

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app
 
 from .. import __version__
 from ..model_selection import current_catalog
+from ..workers.context import server_stopping
 
 blueprint = Blueprint("health", __name__)
 
@@ -12,10 +13,11 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/ping")
 @blueprint.get("/health")
 def ping() -> Response:
-    """200 with a newline body once the model is loaded (as MLflow answers), 503 before.
+    """200 with a newline body once the model is loaded (as MLflow answers), 503 before, and 503
+    again once the server is stopping (SIGTERM), so that load balancers send nothing more.
     A server of many models is ready at once: its models load on their first request."""
     ready = current_catalog() is not None or current_app.extensions["model_slot"].ready
-    status = 200 if ready else 503
+    status = 200 if ready and not server_stopping() else 503
     return Response("\n", status=status, mimetype="application/json")
 
 

@@ -1,12 +1,19 @@
-"""Routes of a server of many models: per-model scoring, listing, and the admin API."""
+"""Routes of a server of many models: per-model scoring, listing, and the admin API.
+
+The admin API (``POST /models``, ``DELETE /models/<name>``) is off unless ``--admin-api``; its
+callers need the ``admin`` scope (checked for every route by ``security.auth``, and asked again
+here), and it adds only ``models:/`` URIs and model directories inside ``--allowed-model-roots``
+(``catalog/roots.py``), loaded under the server's loading policy like every other model.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..catalog.catalog import ModelCatalog
 from ..config import ConfigError, model_entry
-from ..errors import BAD_REQUEST, ENDPOINT_NOT_FOUND, ScoringError
+from ..errors import BAD_REQUEST, ENDPOINT_NOT_FOUND, PERMISSION_DENIED, ScoringError
 from ..model_selection import current_catalog
+from ..security import ADMIN, caller_has_scope
 from .scoring import request_body, score_with
 
 blueprint = Blueprint("models", __name__)
@@ -24,7 +31,7 @@ def model_invocations(name: str) -> Response:
 
 @blueprint.get("/models")
 def list_models() -> Response:
-    """Every model: name, URI, version, loaded or not, last used (for this worker)."""
+    """Every model: name, URI (local paths for admins only), version, loaded or not, last used (this worker)."""
     return jsonify({"models": _catalog().status()})
 
 
@@ -45,7 +52,7 @@ def add_model() -> tuple[Response, int]:
         entry = model_entry(body["name"], {key: value for key, value in body.items() if key != "name"}, "request")
     except ConfigError as exc:
         raise ScoringError(str(exc), BAD_REQUEST) from None
-    catalog.add(entry)
+    entry = catalog.add(entry)
     return jsonify({"name": entry.name, "uri": entry.uri}), 201
 
 
@@ -60,4 +67,6 @@ def _admin_catalog() -> ModelCatalog:
     catalog = _catalog()
     if catalog.sources.admin is None:
         raise ScoringError("The admin API is off (enable it with --admin-api).", ENDPOINT_NOT_FOUND, 404)
+    if not caller_has_scope(ADMIN):  # security.auth refuses first; asked again so no slip opens it
+        raise ScoringError("This API key may not do this: it needs the 'admin' scope.", PERMISSION_DENIED, 403)
     return catalog

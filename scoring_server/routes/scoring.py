@@ -1,9 +1,12 @@
 """``POST /invocations``: the MLflow scoring endpoint."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 
+from ..config import ServerConfig
 from ..decoding import RequestBody
+from ..decoding.limits import DecodeLimits, applying
+from ..http_body import read_body
 from ..model_selection import select_scorer
 from ..pipeline import Scorer
 
@@ -18,14 +21,33 @@ def invocations() -> Response:
 
 
 def request_body() -> RequestBody:
-    """This request's body and Content-Type."""
-    return RequestBody(request.get_data(cache=False), request.headers.get("Content-Type"))
+    """This request's body (read whole, within ``max_request_bytes``), its Content-Type, and the
+    limits on what it may decode into."""
+    max_bytes, limits = _limits()
+    return RequestBody(read_body(request.environ, max_bytes), request.headers.get("Content-Type"), limits)
 
 
 def score_with(scorer: Scorer, body: RequestBody) -> Response:
-    """Score ``body`` with ``scorer``; the answer will name its model."""
+    """Score ``body`` with ``scorer`` within the body's limits; the answer will name its model."""
     g.scorer = scorer
-    return Response(scorer.score_body(body), mimetype="application/json")
+    with applying(body.limits):
+        answer = scorer.score_body(body)
+    return Response(answer, mimetype="application/json")
+
+
+def decode_limits(config: ServerConfig) -> DecodeLimits:
+    """What a request may decode into on a server configured by ``config``: a Parquet body (or a
+    string tensor) at most 4 × ``max_request_bytes`` of decoded data (see docs/security.md)."""
+    return DecodeLimits(config.max_rows, config.max_cells, config.max_json_depth, 4 * config.max_request_bytes)
+
+
+def _limits() -> tuple[int, DecodeLimits]:
+    """The body size limit and decode limits of this app, made once."""
+    limits = current_app.extensions.get("request_limits")
+    if limits is None:
+        config = current_app.config["SCORING_SERVER"]
+        limits = current_app.extensions["request_limits"] = (config.max_request_bytes, decode_limits(config))
+    return limits
 
 
 @blueprint.after_app_request

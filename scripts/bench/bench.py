@@ -71,12 +71,13 @@ class Target:
     command: callable
     env: dict = field(default_factory=dict)
     cwd: Path = REPO
+    headers: dict = field(default_factory=dict)  # sent with every request (an API key, say)
     process: subprocess.Popen | None = None
     port: int = 0
     model: str = ""
 
     def start(self, scenario: Scenario, workers: int) -> None:
-        self.start_model(scenario.model, workers, scenario.ours_args if self.name in ("ours", "baseline") else ())
+        self.start_model(scenario.model, workers, scenario.ours_args if self.name != "floor" and self.name != "mlflow" else ())
 
     def start_model(self, model: str, workers: int, extra: tuple[str, ...] = ()) -> None:
         """Start this server on a fixture model, on a free port, and wait for /ping."""
@@ -123,13 +124,14 @@ def mlflow(python: str):
 FLOOR_ENV = {"BENCH_MODEL_PICKLE": str(MODELS / "iris_nosig" / "model.pkl")}
 
 
-def run_wrk(port: int, scenario: Scenario, duration: int, threads: int) -> dict:
+def run_wrk(port: int, scenario: Scenario, duration: int, threads: int, headers: dict | None = None) -> dict:
     """One wrk run; returns requests/s, p50 and p99 latency (ms) and the count of non-2xx answers."""
+    headers = {"Content-Type": scenario.content_type, **(headers or {})}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(
             'wrk.method = "POST"\n'
             f"wrk.body = {_lua_string(scenario.body)}\n"
-            f'wrk.headers["Content-Type"] = "{scenario.content_type}"\n'
+            + "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in headers.items())
         )
     try:
         output = subprocess.run(
@@ -155,8 +157,8 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
         for scenario in scenarios:
             for target in targets:
                 target.start(scenario, workers)
-                run_wrk(target.port, scenario, 2, threads)  # warm-up
-                result = run_wrk(target.port, scenario, duration, threads)
+                run_wrk(target.port, scenario, 2, threads, target.headers)  # warm-up
+                result = run_wrk(target.port, scenario, duration, threads, target.headers)
                 results[scenario.name][target.name].append(result)
                 if scenario.name == "split-1row" and round_number == 1:
                     memory[target.name] = target.worker_rss_mib()
@@ -170,8 +172,9 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
 def report(results: dict, memory: dict, target_names: list[str]) -> str:
     """A markdown table of medians and ratios against the floor app and MLflow."""
     lines = ["| scenario | connections | " + " | ".join(f"{t} req/s" for t in target_names)
-             + " | ours/floor | ours/baseline | baseline/floor | ours/mlflow | ours p50 / p99 ms | floor p50 / p99 ms |",
-             "|---" * (6 + len(target_names) + 2) + "|"]
+             + " | ours/floor | ours/baseline | baseline/floor | auth/ours | ours/mlflow | ours p50 / p99 ms"
+             + " | floor p50 / p99 ms |",
+             "|---" * (7 + len(target_names) + 2) + "|"]
     for name, by_target in results.items():
         med = {t: statistics.median(r["rps"] for r in runs) for t, runs in by_target.items() if runs}
         lat = {t: (statistics.median(r["p50"] for r in runs), statistics.median(r["p99"] for r in runs))
@@ -181,6 +184,7 @@ def report(results: dict, memory: dict, target_names: list[str]) -> str:
         lat_cell = lambda t: f"{lat[t][0]:.2f} / {lat[t][1]:.2f}" if t in lat else "–"
         lines.append(f"| {name} | {SCENARIOS[name].connections} | " + " | ".join(cells)
                      + f" | {ratio('ours', 'floor')} | {ratio('ours', 'baseline')} | {ratio('baseline', 'floor')}"
+                     + f" | {ratio('ours+auth', 'ours')}"
                      + f" | {ratio('ours', 'mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
     lines.append("")
     for target, values in memory.items():
@@ -200,6 +204,8 @@ def main() -> None:
     parser.add_argument("--no-floor", action="store_true", help="skip the floor app")
     parser.add_argument("--baseline", help="a checkout of another revision of scoring-server (a git worktree) to "
                                            "run side by side as the 'baseline' target")
+    parser.add_argument("--auth", action="store_true",
+                        help="also run 'ours+auth': ours with an API keys file, every request sending a key")
     parser.add_argument("--output", help="write the markdown table to this file too")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -208,8 +214,10 @@ def main() -> None:
     targets = [Target("ours", ours(sys.executable, args.ours_args.split()))]
     if not args.no_floor:
         targets.append(Target("floor", floor(sys.executable), env=FLOOR_ENV))
+    if args.auth:
+        targets.append(_with_api_key(sys.executable, args.ours_args.split()))
     if args.baseline:
-        targets.append(Target("baseline", ours(sys.executable, args.ours_args.split()), cwd=Path(args.baseline)))
+        targets.append(Target("baseline", ours(sys.executable, []), cwd=Path(args.baseline)))
     if args.mlflow_python:
         bin_dir = str(Path(args.mlflow_python).parent)
         targets.append(Target("mlflow", mlflow(args.mlflow_python),
@@ -224,6 +232,16 @@ def main() -> None:
     print("\n" + table)
     if args.output:
         Path(args.output).write_text(table + "\n")
+
+
+def _with_api_key(python: str, extra_args: list[str]) -> Target:
+    """Ours with API keys on: a keys file holding one ``score`` key, which every request sends."""
+    from scoring_server.security.keys import create_key
+
+    keys_file = Path(tempfile.mkdtemp(prefix="bench-keys-")) / "keys.json"
+    key, _ = create_key(keys_file, "bench", ["score"])
+    return Target("ours+auth", ours(python, [*extra_args, "--api-keys", str(keys_file)]),
+                  headers={"Authorization": f"Bearer {key}"})
 
 
 def _lua_string(text: str) -> str:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from flavors import load_model  # noqa: E402
-from scoring_server.decoding import decode_body  # noqa: E402
+from scoring_server.decoding import ModelInputs, RequestBody  # noqa: E402
 from scoring_server.encoding import encode_predictions  # noqa: E402
 from scoring_server.pipeline import Scorer  # noqa: E402
 from scoring_server.schema import enforce_input_schema, enforce_params  # noqa: E402
@@ -32,13 +32,13 @@ def step_times(model_name: str, rows: int, repeat: int, number: int) -> dict[str
     model = load_model(str(REPO / "tests" / "fixtures" / "mlflow-models" / model_name))
     signature = model.metadata.signature
     body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[5.1, 3.5, 1.4, 0.2]] * rows}}).encode()
-    request = decode_body(body, "application/json", signature)
+    scorer, general = Scorer(model), Scorer(model)
+    general.inputs = ModelInputs(model.metadata.signature)  # no fast path: the general decoders
+    request = general.protocol.decode(RequestBody(body, "application/json"), general.inputs)
     data = enforce_input_schema(request.data, signature.inputs if signature else None)
     predictions = model.predict(data)
-    scorer, general = Scorer(model), Scorer(model)
-    general.fast_path = None
     steps = {
-        "decode": lambda: decode_body(body, "application/json", signature),
+        "decode": lambda: general.protocol.decode(RequestBody(body, "application/json"), general.inputs),
         "enforce": lambda: (enforce_input_schema(request.data, signature.inputs if signature else None),
                             enforce_params(request.params, signature.params if signature else None)),
         "predict": lambda: model.predict(data),

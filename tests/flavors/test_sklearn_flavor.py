@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.naive_bayes import GaussianNB
 
-from flavors import ModelLoadError, UntrustedTypesError, load_model
+from flavors import LoadingPolicy, ModelLoadError, UntrustedTypesError, load_model
 from flavors.signature import infer_signature
 from flavors.sklearn import save_model
 
@@ -187,9 +187,11 @@ def test_skops_model_with_an_untrusted_type_is_refused_naming_the_type(
     assert raised.value.types == [f"{name}.Doubler"]
 
 
-def test_skops_model_loads_when_its_types_are_listed_as_trusted(
+def test_skops_model_loads_when_the_loading_policy_trusts_its_types(
     tmp_path, iris, custom_transformer_module, pipeline_with_custom_step
 ):
+    """MLflow writes the types into MLmodel; only the loader's policy can grant them (the model's own
+    list is refused on its own: tests/security/test_safe_loading.py)."""
     name, source = custom_transformer_module
     features, _ = iris
     save_model(
@@ -200,8 +202,9 @@ def test_skops_model_loads_when_its_types_are_listed_as_trusted(
         code_paths=[source],
     )
 
-    model = load_model(str(tmp_path / "model"))
+    model = load_model(str(tmp_path / "model"), policy=LoadingPolicy(skops_trusted_types={f"{name}.Doubler"}))
 
+    assert model.model_format == "skops"
     np.testing.assert_array_equal(model.predict(features), pipeline_with_custom_step.predict(features))
 
 

@@ -10,7 +10,6 @@ import pytest
 import requests
 from sklearn.dummy import DummyClassifier
 
-from flavors import load_model
 from flavors.sklearn import save_model
 from scoring_server.app import create_app
 from scoring_server.config import load_config
@@ -119,7 +118,9 @@ def test_alias_moves_are_followed_and_a_broken_version_keeps_the_old_one(registr
                                                     "registry_uri": str(registry.root)}))
     follower, client = app.extensions["follower"], app.test_client()
     loads = []
-    monkeypatch.setattr(follower_module, "load_model", lambda path: loads.append(path) or load_model(path))
+    real_load = follower_module.load_version
+    monkeypatch.setattr(follower_module, "load_version",
+                        lambda version, *args: loads.append(version.path) or real_load(version, *args))
 
     def answer() -> tuple[str, list]:
         response = client.post("/invocations", json=BODY)

@@ -96,14 +96,32 @@ def sample_value(key, tmp_path) -> str:
         return str(tmp_path / "models.yaml")
     if key.name == "model_root":
         return str(tmp_path)
+    if key.name == "model_formats":  # a list of formats: one that is not all of them
+        return "skops"
+    if key.name == "skops_trusted_types":  # a list of module.Name
+        return "my_pkg.Scaler"
+    if key.name in ("certfile", "keyfile"):
+        (tmp_path / "tls.pem").write_text("")
+        return str(tmp_path / "tls.pem")
+    if key.name == "cors_origins":
+        return "https://a.example"
     if key.choices:
         return next(choice for choice in key.choices if choice != key.default)
     return {fields.Boolean: "true", fields.Integer: "7", fields.Float: "7.5"}.get(type(key.field), "x")
 
 
+#: Keys valid only together with another one (HTTPS needs both files).
+TOGETHER = {"certfile": next(k for k in config_keys() if k.name == "keyfile"),
+            "keyfile": next(k for k in config_keys() if k.name == "certfile")}
+
+
 @pytest.mark.parametrize("key", config_keys(), ids=lambda key: key.name)
 def test_every_key_is_set_by_its_environment_variable(key, tmp_path):
-    config = load_config(env={key.env: sample_value(key, tmp_path)})
+    env = {key.env: sample_value(key, tmp_path)}
+    partner = TOGETHER.get(key.name)
+    if partner is not None:
+        env[partner.env] = sample_value(partner, tmp_path)
+    config = load_config(env=env)
     assert getattr(config, key.name) != key.default
 
 

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from flavors import load_model
+from scoring_server.decoding import ModelInputs
 from scoring_server.errors import ScoringError
 from scoring_server.pipeline import Scorer
 
@@ -45,7 +46,7 @@ def random_payload(rng: random.Random):
 def scorers(request):
     model = load_model(str(FIXTURES / request.param))
     fast, general = Scorer(model), Scorer(model)
-    general.fast_path = None
+    general.inputs = ModelInputs(model.metadata.signature)  # no fast path: the general decoders
     assert fast.fast_path is not None
     return fast, general
 

@@ -12,6 +12,7 @@ from scoring_server.catalog.cache import LoadedModels
 from scoring_server.catalog.catalog import ModelCatalog
 from scoring_server.catalog.follower import ReferenceFollower
 from scoring_server.catalog.loading import ModelIdentity
+from scoring_server.catalog.roots import AllowedRoots
 from scoring_server.catalog.sources import AdminChanges, ModelSources
 from scoring_server.config import ModelEntry
 from scoring_server.errors import ScoringError
@@ -95,7 +96,7 @@ def test_a_followed_model_is_reloaded_only_when_its_reference_moves(tmp_path):
     assert cat.scorer("tuesday") is first  # served under another name than the registered one: no reload
     registry.transition("alpha", 2, "Production")
     assert cat.follower.check() == ["tuesday"]
-    assert cat.scorer("tuesday").identity == ModelIdentity("tuesday", "2")
+    assert cat.scorer("tuesday").identity == ModelIdentity("tuesday", "2", registry.get_version("alpha", 2).uuid)
 
 
 def test_models_registered_after_start_are_served_after_the_next_poll(tmp_path):
@@ -109,14 +110,15 @@ def test_models_registered_after_start_are_served_after_the_next_poll(tmp_path):
     assert cat.names() == ["first"]
     cat.follower.check()
     assert cat.names() == ["first", "second"]
-    assert cat.scorer("second").identity == ModelIdentity("second", "1")
+    assert cat.scorer("second").identity == ModelIdentity("second", "1", registry.get_version("second", 1).uuid)
 
 
 def test_admin_changes_reach_every_worker_and_unload_the_model(tmp_path):
     """Two catalogs sharing one changes folder stand for two workers of one server."""
     admin = AdminChanges(tmp_path / "changes")
     (tmp_path / "changes").mkdir()
-    workers = [catalog(ENTRIES[:1], admin=AdminChanges(admin.folder)) for _ in range(2)]
+    workers = [catalog(ENTRIES[:1], admin=AdminChanges(admin.folder, AllowedRoots([FIXTURES])))
+               for _ in range(2)]
     workers[0].add(ModelEntry("extra", str(FIXTURES / "iris")))
     assert workers[1].names() == ["extra", "m0"]
     with pytest.raises(ScoringError) as taken:

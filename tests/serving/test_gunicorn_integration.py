@@ -1,7 +1,9 @@
 """gunicorn integration: GUNICORN_CMD_ARGS, the WSGI entry for operators, and model-once loading."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -35,5 +37,14 @@ def test_launch_script_serves_the_wsgi_entry():
     server = CommandServer(["bash", "scripts/serve.sh", str(FIXTURES / "iris")], port, env)
     try:
         assert server.post({"dataframe_records": [RECORD]}).json() == {"predictions": [0]}
+        # conf/gunicorn.conf.py runs the same worker class as `serve`: gunicorn's errors are JSON.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 414") and b"Content-Type: application/json" in head, raw[:300]
+        assert json.loads(body)["error_code"] == "BAD_REQUEST"
     finally:
         server.stop()

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from scoring_server.registry import ModelRegistry
+from scoring_server.security.keys import create_key
 
 from ..conftest import FIXTURES, REPO, RunningServer, constant_model, constant_models, worker_pids
 
@@ -107,11 +108,13 @@ def test_a_many_model_master_imports_what_its_models_need_before_the_fork(tmp_pa
 def test_a_many_model_server_leaves_no_temporary_directory(tmp_path, admin):
     temp = tmp_path / "tmp"
     temp.mkdir()
-    server = RunningServer(None, "--model-root", str(FIXTURES), *(["--admin-api"] if admin else []),
+    key = create_key(tmp_path / "keys.json", "ops", ["read", "admin"])[0]
+    admin_args = ["--admin-api", "--api-keys", str(tmp_path / "keys.json"), "--allowed-model-roots", str(FIXTURES)]
+    server = RunningServer(None, "--model-root", str(FIXTURES), *(admin_args if admin else []),
                            workers=2, env={"TMPDIR": str(temp)})
     try:
         during = [p.name for p in temp.iterdir()]
-        assert requests.get(server.url + "/models", timeout=10).status_code == 200
+        assert requests.get(server.url + "/models", headers={"X-API-Key": key}, timeout=10).status_code == 200
     finally:
         server.stop()
     assert len(during) == (1 if admin else 0)  # the admin API's changes file, shared by the workers

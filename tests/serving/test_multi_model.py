@@ -112,21 +112,40 @@ def test_admin_api_is_off_by_default(fleet_app):
 
 
 def test_admin_api_adds_and_removes_models_in_every_worker(tmp_path, model_root):
+    """With API keys and --allowed-model-roots, as the admin API needs (tests/security/test_admin_api.py)."""
+    from scoring_server.security.keys import create_key
+
     models_file = tmp_path / "models.yaml"
     models_file.write_text(yaml.safe_dump({"models": {"first": str(model_root / "m1")}}))
-    server = RunningServer(None, "--models", str(models_file), "--admin-api", workers=2)
+    key, _ = create_key(tmp_path / "keys.json", "operator", ["admin", "score"])
+    auth = {"Authorization": f"Bearer {key}"}
+    server = RunningServer(None, "--models", str(models_file), "--admin-api", "--api-keys", str(tmp_path / "keys.json"),
+                           "--allowed-model-roots", str(model_root), workers=2)
     try:
-        added = requests.post(server.url + "/models", json={"name": "extra", "uri": str(model_root / "m9")}, timeout=10)
+        outside = requests.post(server.url + "/models", json={"name": "extra", "uri": str(FIXTURES / "iris")},
+                                headers=auth, timeout=10)
+        assert outside.status_code == 403
+        added = requests.post(server.url + "/models", json={"name": "extra", "uri": str(model_root / "m9")},
+                              headers=auth, timeout=10)
         assert added.status_code == 201
-        answers = {str(requests.post(server.url + "/models/extra/invocations", json=ROW, timeout=30).json())
+        answers = {str(requests.post(server.url + "/models/extra/invocations", json=ROW, headers=auth, timeout=30).json())
                    for _ in range(12)}
         assert answers == {str({"predictions": [9.0]})}
-        assert requests.delete(server.url + "/models/extra", timeout=10).status_code == 200
-        gone = {requests.post(server.url + "/models/extra/invocations", json=ROW, timeout=30).status_code
+        assert requests.delete(server.url + "/models/extra", headers=auth, timeout=10).status_code == 200
+        gone = {requests.post(server.url + "/models/extra/invocations", json=ROW, headers=auth, timeout=30).status_code
                 for _ in range(12)}
         assert gone == {404}
     finally:
         server.stop()
+
+
+def test_admin_api_refuses_to_start_without_allowed_model_roots(tmp_path, model_root):
+    from scoring_server.security.keys import create_key
+
+    create_key(tmp_path / "keys.json", "operator", ["admin"])
+    result = CliRunner().invoke(main, ["serve", "--model-root", str(model_root), "--admin-api",
+                                       "--api-keys", str(tmp_path / "keys.json"), "-p", "0"])
+    assert result.exit_code == 1 and "--allowed-model-roots DIR" in result.stderr
 
 
 def test_models_file_sets_a_protocol_per_model(tmp_path, model_root):

@@ -8,12 +8,15 @@ import gzip
 import json
 
 import pytest
+import requests
 
 from ..conftest import FIXTURES, RunningServer, assert_error
 from .test_mlflow_observed_iris import COLUMNS, RECORD
 
 ODD_BODIES = {
     "deep_nesting": "[" * 100_000 + "]" * 100_000,
+    "deep_nesting_orjson_accepts": '{"dataframe_split": {"columns": ["a"], "data": %s}}' % ("[" * 1000 + "]" * 1000),
+    "llm_deep_nesting": '{"messages": %s}' % ("[" * 900 + "]" * 900),
     "invalid_utf8": b'{"dataframe_records": [{"sepal_length": "\xff"}]}',
     "gzip_not_decoded": gzip.compress(json.dumps({"dataframe_records": [RECORD]}).encode()),
     "split_not_object": json.dumps({"dataframe_split": [1, 2]}),
@@ -64,6 +67,17 @@ def test_body_over_the_size_limit_is_413_json():
         response = server.post(json.dumps({"dataframe_records": [RECORD] * 100}))
         assert response.status_code == 413
         assert response.json()["error_code"] == "BAD_REQUEST"
+        # The same body chunked (a generator body: requests sends it with Transfer-Encoding: chunked)
+        # is not cut at the limit and scored: it is 413 too.
+        body = json.dumps({"dataframe_records": [RECORD] * 100}).encode()
+        chunked = requests.post(f"{server.url}/invocations", data=(body[i:i + 500] for i in range(0, len(body), 500)),
+                                headers={"Content-Type": "application/json"}, timeout=30)
+        assert chunked.status_code == 413
+        assert chunked.json()["error_code"] == "BAD_REQUEST"
+        small = json.dumps({"dataframe_records": [RECORD] * 3}).encode()
+        within = requests.post(f"{server.url}/invocations", data=iter([small[:50], small[50:]]),
+                               headers={"Content-Type": "application/json"}, timeout=30)
+        assert within.json() == {"predictions": [0, 0, 0]}
     finally:
         server.stop()
 

@@ -1,0 +1,189 @@
+"""What both worker classes share: their settings, JSON errors instead of gunicorn's HTML pages,
+and the claim that decides who answers a request: the app (its response) or the worker (a JSON
+504 at the deadline), never both."""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gunicorn.http.wsgi import Response, default_environ
+
+from . import context, http_errors
+
+_logger = logging.getLogger(__name__)
+
+#: How much later than the app the worker answers a request at its deadline: the app's own
+#: answer (from the batcher, or before predicting) is observed as a scoring event, so it goes first.
+DEADLINE_SLACK = 0.05
+
+
+class RequestAbandoned(BaseException):
+    """The request was answered by the worker at its deadline: its thread must not answer too.
+    A ``BaseException``, like ``SystemExit``: the model's and the app's error handling let it through."""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The scoring server's settings a worker needs (from the app's configuration)."""
+
+    request_timeout: float
+    header_timeout: float
+    body_timeout: float
+    max_body: int
+
+    @classmethod
+    def of(cls, app: Any) -> WorkerSettings:
+        """From the Flask app's ``SCORING_SERVER`` configuration, or the defaults for another app."""
+        config = getattr(app, "config", {}).get("SCORING_SERVER") if hasattr(app, "config") else None
+        if config is None:
+            from ..config import default_values
+
+            values = default_values()
+            return cls(values["request_timeout"], values["header_timeout"], values["body_timeout"],
+                       values["max_request_bytes"])
+        return cls(config.request_timeout, config.header_timeout, config.body_timeout, config.max_request_bytes)
+
+
+_claims = threading.Lock()
+
+
+class RequestState:
+    """One request handed to the app: queued, running, answered by the app (``RESPONDING``) or
+    by the worker at its deadline (``ABANDONED``)."""
+
+    QUEUED, RUNNING, RESPONDING, ABANDONED = range(4)
+    __slots__ = ("close_after", "deadline", "dispatched", "done", "status")
+
+    def __init__(self, dispatched: float, deadline: float) -> None:
+        self.dispatched, self.deadline = dispatched, deadline
+        self.status = self.QUEUED
+        self.done = False
+        self.close_after = False  # answer with Connection: close
+
+    def start(self) -> bool:
+        """A thread takes the request; False if the worker already answered it."""
+        with _claims:
+            if self.status == self.QUEUED:
+                self.status = self.RUNNING
+                return True
+            return False
+
+    def claim_response(self) -> bool:
+        """The app is about to answer; False if the worker already did."""
+        with _claims:
+            if self.status <= self.RUNNING:
+                self.status = self.RESPONDING
+                return True
+            return self.status == self.RESPONDING
+
+    def abandon(self) -> bool:
+        """The worker answers it (deadline, or the worker stops); False if the app already does."""
+        with _claims:
+            if self.status <= self.RUNNING:
+                self.status = self.ABANDONED
+                return True
+            return False
+
+    @property
+    def abandoned(self) -> bool:
+        return self.status == self.ABANDONED
+
+    @property
+    def stuck(self) -> bool:
+        """Answered at its deadline while a thread still runs it."""
+        return self.status == self.ABANDONED and not self.done
+
+
+class ScoringWorkerMixin:
+    """JSON errors, the per-request deadline and the claim, for a gunicorn worker class."""
+
+    settings: WorkerSettings
+    log: Any
+    cfg: Any
+    wsgi: Callable
+    _current = threading.local()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()  # type: ignore[misc]
+        self.settings = WorkerSettings.of(self.wsgi)
+        self._app = self.wsgi
+        self.wsgi = _ClaimingApp(self)
+
+    def _answer_with_claim(self, environ: dict, start_response: Callable) -> Any:
+        """The app, whose response goes out only if the worker did not answer at the deadline."""
+        state = self._current.state
+
+        def claiming_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            if not state.claim_response():
+                raise RequestAbandoned()
+            if state.close_after:
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+
+        return self._app(environ, claiming_start_response)
+
+    def run_request(self, state: RequestState) -> None:
+        """Called on the thread that runs ``state``'s request, before it is read."""
+        self._current.state = state
+        context.set_request_deadline(state.deadline)
+
+    def request_done(self, state: RequestState) -> None:
+        state.done = True
+        context.set_request_deadline(None)
+
+    def deadline_answer(self) -> bytes:
+        error = context.deadline_exceeded(self.settings.request_timeout)
+        return http_errors.json_response(error.status, error.error_code, error.message)
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """gunicorn's error page, as MLflow-style JSON: ``{"error_code": ..., "message": ...}``."""
+        if isinstance(exc, RequestAbandoned):
+            return  # answered at its deadline
+        state = getattr(self._current, "state", None)
+        if state is not None and not state.claim_response():
+            return
+        started = datetime.now()
+        addr = addr or ("", -1)
+        status, error_code, message = http_errors.describe(exc)
+        if status < 500:
+            self.log.warning("Invalid request from ip=%s: %s", addr[0], exc)
+        elif req is not None and hasattr(req, "uri"):
+            self.log.exception("Error handling request %s %s", getattr(req, "method", ""), req.uri)
+        else:
+            self.log.exception("Error handling request (no URI read)")
+        if req is None:
+            req = getattr(exc, "req", None)
+        if req is not None:
+            try:
+                environ = default_environ(req, client, self.cfg)
+                environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = addr[0], str(addr[1])
+                resp = Response(req, client, self.cfg)
+                resp.status = f"{status} {http_errors.reason_phrase(status)}"
+                resp.response_length = len(message)
+                self.log.access(resp, req, environ, datetime.now() - started)
+            except Exception:  # the access log must not stop the answer
+                self.log.debug("Failed to log the access of an error answer.", exc_info=True)
+        try:
+            client.settimeout(2.0)
+            client.sendall(http_errors.json_response(status, error_code, message))
+        except (OSError, ValueError):
+            self.log.debug("Failed to send error message.")
+
+
+class _ClaimingApp:
+    """The worker's WSGI app: the app itself (its attributes too, for hooks such as
+    ``post_worker_init``), called through the worker's claim."""
+
+    def __init__(self, worker: ScoringWorkerMixin) -> None:
+        self._worker = worker
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        return self._worker._answer_with_claim(environ, start_response)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._worker._app, name)
