@@ -110,12 +110,13 @@ def test_a_many_model_server_leaves_no_temporary_directory(tmp_path, admin):
     temp.mkdir()
     key = create_key(tmp_path / "keys.json", "ops", ["read", "admin"])[0]
     admin_args = ["--admin-api", "--api-keys", str(tmp_path / "keys.json"), "--allowed-model-roots", str(FIXTURES)]
-    server = RunningServer(None, "--model-root", str(FIXTURES), *(admin_args if admin else []),
-                           workers=2, env={"TMPDIR": str(temp)})
+    # A drain shorter than the test's wait for the master, so that it always exits by itself.
+    server = RunningServer(None, "--model-root", str(FIXTURES), "--drain-seconds", "5",
+                           *(admin_args if admin else []), workers=2, env={"TMPDIR": str(temp)})
     try:
         during = [p.name for p in temp.iterdir()]
         assert requests.get(server.url + "/models", headers={"X-API-Key": key}, timeout=10).status_code == 200
     finally:
-        server.stop()
+        output = server.stop()
     assert len(during) == (1 if admin else 0)  # the admin API's changes file, shared by the workers
-    assert list(temp.iterdir()) == []
+    assert list(temp.iterdir()) == [], output
