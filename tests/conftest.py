@@ -73,6 +73,20 @@ def constant_models(root: Path, count: int, ballast_bytes: int = 0) -> Path:
     return root
 
 
+def results_of_processes(target, args: tuple, count: int) -> list:
+    """Run ``target(*args, queue)`` in ``count`` new (spawned) processes at once; what each put on
+    the queue. Every process must exit cleanly within two minutes."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [context.Process(target=target, args=(*args, queue)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert all(process.exitcode == 0 for process in processes)
+    return [queue.get(timeout=5) for _ in processes]
+
+
 def worker_pids(master_pid: int) -> list[int]:
     """The gunicorn master's child processes, read from /proc."""
     children = []

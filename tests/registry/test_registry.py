@@ -1,7 +1,6 @@
 """The embedded registry: versions, stages, aliases, tags, URIs, and bad input."""
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from flavors import ModelLoadError, load_model, resolve_model_uri
 from scoring_server.registry import ModelRegistry, RegistryError, parse_models_uri
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, results_of_processes
 
 IRIS, NOSIG = str(FIXTURES / "iris"), str(FIXTURES / "iris_nosig")
 
@@ -119,15 +118,7 @@ def _register_one(root: str, queue) -> None:
 def test_concurrent_registrations_get_distinct_versions(tmp_path):
     root = str(tmp_path / "registry")
     ModelRegistry(root)
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    processes = [context.Process(target=_register_one, args=(root, queue)) for _ in range(8)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert all(process.exitcode == 0 for process in processes)
-    assert sorted(queue.get(timeout=5) for _ in processes) == list(range(1, 9))
+    assert sorted(results_of_processes(_register_one, (root,), 8)) == list(range(1, 9))
     versions = ModelRegistry(root).list_versions("race")
     assert [v.version for v in versions] == list(range(1, 9)) and {v.status for v in versions} == {"READY"}
     assert all(load_model(v.path).predict([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0] for v in versions)

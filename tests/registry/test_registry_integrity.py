@@ -3,7 +3,6 @@ leaves nothing that resolves (and is cleaned up by the next write), followers te
 by UUID, older registries are migrated, and every part of the server has one name rule."""
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import signal
@@ -25,7 +24,7 @@ from scoring_server.config import ConfigError, is_model_name, load_config, model
 from scoring_server.registry import ModelRegistry, RegistryError, parse_models_uri
 from scoring_server.registry.store import PENDING, SCHEMA_VERSION
 
-from ..conftest import REPO, clean_environment, constant_model
+from ..conftest import REPO, clean_environment, constant_model, results_of_processes
 
 ROW = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0]]}}
 
@@ -267,15 +266,7 @@ def _first_uuid(root: str, queue) -> None:
 
 def test_processes_opening_an_old_registry_at_once_migrate_it_once(tmp_path, models):
     root = str(old_registry(tmp_path / "old", models))
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    processes = [context.Process(target=_first_uuid, args=(root, queue)) for _ in range(4)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert all(process.exitcode == 0 for process in processes)
-    assert len({queue.get(timeout=5) for _ in processes}) == 1
+    assert len(set(results_of_processes(_first_uuid, (root,), 4))) == 1
 
 
 def test_a_registry_of_a_newer_layout_is_refused(registry):
