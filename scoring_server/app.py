@@ -38,6 +38,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config
     app.extensions["observers"] = Observers()
+    app.extensions["decode_limits"] = scoring.decode_limits(config)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
     app.register_blueprint(openapi.blueprint)

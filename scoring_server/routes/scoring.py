@@ -23,8 +23,9 @@ def invocations() -> Response:
 def request_body() -> RequestBody:
     """This request's body (read whole, within ``max_request_bytes``), its Content-Type, and the
     limits on what it may decode into."""
-    max_bytes, limits = _limits()
-    return RequestBody(read_body(request.environ, max_bytes), request.headers.get("Content-Type"), limits)
+    config = current_app.config["SCORING_SERVER"]
+    limits = current_app.extensions["decode_limits"]
+    return RequestBody(read_body(request.environ, config.max_request_bytes), request.headers.get("Content-Type"), limits)
 
 
 def score_with(scorer: Scorer, body: RequestBody) -> Response:
@@ -39,15 +40,6 @@ def decode_limits(config: ServerConfig) -> DecodeLimits:
     """What a request may decode into on a server configured by ``config``: a Parquet body (or a
     string tensor) at most 4 × ``max_request_bytes`` of decoded data (see docs/security.md)."""
     return DecodeLimits(config.max_rows, config.max_cells, config.max_json_depth, 4 * config.max_request_bytes)
-
-
-def _limits() -> tuple[int, DecodeLimits]:
-    """The body size limit and decode limits of this app, made once."""
-    limits = current_app.extensions.get("request_limits")
-    if limits is None:
-        config = current_app.config["SCORING_SERVER"]
-        limits = current_app.extensions["request_limits"] = (config.max_request_bytes, decode_limits(config))
-    return limits
 
 
 @blueprint.after_app_request
