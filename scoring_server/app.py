@@ -17,6 +17,7 @@ from .catalog.sources import ModelSources, admin_changes, entries_from_root
 from .config import ModelEntry, ServerConfig, load_config, read_models_file
 from .error_handlers import register_error_handlers
 from .monitoring import Observers
+from .monitoring.install import install_monitoring
 from .pipeline import BatchingPolicy, Scorer
 from .routes import health, models, openapi, scoring
 from .security import auth, cors
@@ -30,7 +31,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
 
     A server of many models (``--models``, ``--model-root``, ``--registry-models``) loads its
     models on demand in each worker instead. Moving registry references are followed by the
-    app's :class:`ReferenceFollower`, started in each worker by ``server.start_worker_threads``.
+    app's :class:`ReferenceFollower`, started in each worker by ``server.start_worker``.
     """
     config = config or load_config()
     logging.getLogger("scoring_server").setLevel(config.log_level.upper())
@@ -38,6 +39,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config
     app.extensions["observers"] = Observers()
+    app.extensions["worker_start"] = []  # run in each worker after the fork (server.start_worker)
     app.extensions["decode_limits"] = scoring.decode_limits(config)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
@@ -45,6 +47,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     register_error_handlers(app)
     cors.install(app, config)  # first: a listed origin's preflight needs no key
     auth.install(app, config)  # API keys and scopes, before any model is loaded
+    install_monitoring(app, config)  # observers first: the model loads below are reported
     if config.multi_model and model is None:
         _serve_catalog(app, config)
     else:
@@ -72,11 +75,13 @@ def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> N
         identity = ModelIdentity(model.metadata.path.name)
     elif config.model_uri:
         _logger.info("Loading model %s", config.model_uri)
-        model, identity = load_served_model(config.model_uri, config.registry_uri, loading_policy(config))
+        model, identity = load_served_model(config.model_uri, config.registry_uri, loading_policy(config),
+                                            observers=app.extensions["observers"])
         _logger.info("Loaded model %s version %s (flavor %s)", identity.name, identity.version, model.flavor)
     else:
         raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
-    slot = ModelSlot(_scorer(app, config, model, identity))
+    slot = ModelSlot(_scorer(app, config, model, identity), app.extensions["observers"])
+    app.extensions["worker_start"].append(slot.report)
     if config.check_serving_input:
         check_serving_input_example(slot.scorer)
         _logger.info("The model scores its serving input example")
@@ -107,8 +112,9 @@ def _serve_catalog(app: Flask, config: ServerConfig) -> None:
     catalog = ModelCatalog(
         sources, lambda model, identity, entry: _scorer(app, config, model, identity, entry),
         LoadedModels(config.max_loaded_models, config.max_memory_mb), _follower(app, config),
-        policy=loading_policy(config),
+        policy=loading_policy(config), observers=app.extensions["observers"],
     )
+    app.extensions["worker_start"].append(catalog.report)
     _logger.info("Serving %d model%s on demand (at most %d loaded per worker)",
                  len(served), "" if len(served) == 1 else "s", config.max_loaded_models)
     app.extensions["model_catalog"] = catalog
@@ -116,8 +122,10 @@ def _serve_catalog(app: Flask, config: ServerConfig) -> None:
 
 
 def _follower(app: Flask, config: ServerConfig) -> ReferenceFollower:
-    follower = ReferenceFollower(config.registry_uri, config.poll_interval_seconds, loading_policy(config))
+    follower = ReferenceFollower(config.registry_uri, config.poll_interval_seconds, loading_policy(config),
+                                 app.extensions["observers"])
     app.extensions["follower"] = follower
+    app.extensions["worker_start"].append(follower.start)
     return follower
 
 

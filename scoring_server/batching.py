@@ -56,12 +56,15 @@ class AdaptiveBatcher:
     one, so an idle or unloaded model holds no thread. After :meth:`close` (its model was
     unloaded or replaced) requests still in flight are predicted one by one and the thread ends
     once the queue is empty: nothing keeps the model alive. A request waits at most
-    ``wait_timeout`` seconds for its batch, then gets a 503.
+    ``wait_timeout`` seconds for its batch, then gets a 503. ``on_batch(rows, requests)`` hears
+    about every batch collected (a lone request is a batch of one).
     """
 
     def __init__(self, predict: Predict, max_batch_size: int, max_batch_time_ms: float,
-                 wait_timeout: float | None = None, idle_seconds: float = 1.0) -> None:
+                 wait_timeout: float | None = None, idle_seconds: float = 1.0,
+                 on_batch: Callable[[int, int], None] | None = None) -> None:
         self._predict = predict
+        self._on_batch = on_batch
         self.max_batch_size = max_batch_size
         self.max_batch_time = max_batch_time_ms / 1000
         self.wait_timeout = wait_timeout
@@ -165,6 +168,8 @@ class AdaptiveBatcher:
             return batch
 
     def _predict_group(self, group: list[_Pending]) -> None:
+        if self._on_batch is not None:
+            self._on_batch(sum(p.rows for p in group), len(group))
         if len(group) > 1:
             try:
                 result = self._predict(_merge([p.data for p in group]), group[0].params)

@@ -85,6 +85,20 @@ class ServerConfig:
     keyfile: str | None
     model_formats: list[str]
     skops_trusted_types: list[str]
+    metrics: bool
+    metrics_port: int | None
+    access_log: str
+    latency_slo_ms: float | None
+    max_model_age_days: float | None
+    drift_sample_fraction: float
+    drift_window_seconds: float
+    drift_min_rows: int
+    drift_warn_psi: float
+    drift_alert_psi: float
+    capture_dir: str | None
+    capture_fraction: float
+    capture_format: str
+    capture_max_file_mb: float
 
     @property
     def multi_model(self) -> bool:
@@ -285,6 +299,54 @@ class ServerConfigSchema(Schema):
         "Types (module.Name, comma-separated) that skops models may contain beyond skops' defaults. A "
         "model's own MLmodel skops_trusted_types are never trusted: a model listing types not granted here "
         "is refused.", "--skops-trusted-types"))
+
+    metrics = fields.Boolean(load_default=True, metadata=_doc(
+        "Export Prometheus metrics on GET /metrics (read scope), summed over all workers.",
+        "--metrics/--no-metrics", section="Monitoring (docs/monitoring.md)"))
+    metrics_port = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=65535),
+                                  metadata=_doc(
+        "Serve /metrics on this port (same host) instead of the scoring port, so that scoring clients cannot "
+        "read it.", "--metrics-port"))
+    access_log = fields.String(load_default="auto", validate=validate.OneOf(["auto", "json", "text", "off"]),
+                               metadata=_doc(
+        "One access-log line per request on stderr: json (JSON lines), text, or off; auto is json in a "
+        "container, text elsewhere.", "--access-log"))
+    latency_slo_ms = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0, min_inclusive=False),
+                                  metadata=_doc(
+        "Latency objective of a scoring request (ms): /monitoring reports the share of requests slower than "
+        "it, exactly (it is a bucket of the request duration histogram).", "--latency-slo-ms"))
+    max_model_age_days = fields.Float(load_default=None, allow_none=True,
+                                      validate=validate.Range(min=0, min_inclusive=False), metadata=_doc(
+        "A model older than this (since it was registered, else saved) is reported stale by /monitoring.",
+        "--max-model-age-days"))
+    drift_sample_fraction = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=1), metadata=_doc(
+        "Share of scoring requests whose rows are counted for drift (models with a baseline only); 0 turns "
+        "drift off.", "--drift-sample-fraction"))
+    drift_window_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=1), metadata=_doc(
+        "Drift compares the rows of this rolling window (s) with the training baseline.",
+        "--drift-window-seconds"))
+    drift_min_rows = fields.Integer(load_default=100, validate=validate.Range(min=1), metadata=_doc(
+        "Rows a window needs before drift is computed and exported.", "--drift-min-rows"))
+    drift_warn_psi = fields.Float(load_default=0.1, validate=validate.Range(min=0), metadata=_doc(
+        "Population stability index from which a feature's drift is 'warn'.", "--drift-warn-psi"))
+    drift_alert_psi = fields.Float(load_default=0.2, validate=validate.Range(min=0), metadata=_doc(
+        "Population stability index from which a feature's drift is 'alert'.", "--drift-alert-psi"))
+    capture_dir = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Capture a sample of requests and their predictions (payload logging) into files under this "
+        "directory, written by a background thread.", "--capture-dir"))
+    capture_fraction = fields.Float(load_default=0.01, validate=validate.Range(min=0, max=1), metadata=_doc(
+        "Share of scoring requests captured (with capture_dir).", "--capture-fraction"))
+    capture_format = fields.String(load_default="jsonl", validate=validate.OneOf(["jsonl", "parquet"]),
+                                   metadata=_doc("File format of captures: JSON Lines or Parquet.", "--capture-format"))
+    capture_max_file_mb = fields.Float(load_default=64.0, validate=validate.Range(min=0.001), metadata=_doc(
+        "A capture file is closed and a new one started past this size (MB).", "--capture-max-file-mb"))
+
+    @validates_schema
+    def _drift_warns_before_alerting(self, data: dict, partial: Any = None, **kwargs: Any) -> None:
+        warn, alert = data.get("drift_warn_psi", 0.1), data.get("drift_alert_psi", 0.2)
+        if not partial and warn > alert:
+            raise ValidationError(f"drift_warn_psi ({warn:g}) must not be above drift_alert_psi ({alert:g})",
+                                  "drift_warn_psi")
 
     @validates_schema
     def _tls_needs_both_files(self, data: dict, partial: Any = None, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from .catalog.loading import ModelIdentity
 from .decoding import DecodedRequest, ModelInputs, RequestBody
 from .errors import ScoringError, invalid_input
 from .fast_path import NumericFastPath
-from .monitoring import Observers, ScoringEvent
+from .monitoring import BatchEvent, Observers, ScoringEvent, ServedModel
 from .prediction import predict
 from .protocols import MLFLOW2, WireProtocol, protocol_named
 from .schema import enforce_input_schema, enforce_params
@@ -96,6 +96,7 @@ class Scorer:
                 raw = self.predict_now(request.data, request.params)
             predicted = perf_counter()
             event.predict_seconds = predicted - decoded
+            event.inputs, event.predictions = request.data, raw
             answer = self.protocol.encode(raw, request)
             event.encode_seconds = perf_counter() - predicted
             return answer
@@ -123,6 +124,10 @@ class Scorer:
         """The model's predictions for validated input: the one place a model is called."""
         return predict(self.model, data, params)
 
+    def served_model(self) -> ServedModel:
+        """What this scorer serves, as reported to observers."""
+        return ServedModel(self.identity.name, self.identity.version, self.model.flavor, self.identity.created)
+
     def close(self) -> None:
         """The model is no longer served: end this process's batching thread (requests still in
         flight are answered) so that nothing keeps the model in memory."""
@@ -142,9 +147,15 @@ class Scorer:
                 if self._batcher_pid != pid and not self._closed:
                     policy = self.batching
                     self._batcher = AdaptiveBatcher(self.predict_now, policy.max_batch_size,
-                                                    policy.max_batch_time_ms, policy.wait_timeout)
+                                                    policy.max_batch_time_ms, policy.wait_timeout,
+                                                    on_batch=self._batched)
                     self._batcher_pid = pid
         return self._batcher
+
+
+    def _batched(self, rows: int, requests: int) -> None:
+        if self.observers:
+            self.observers.emit(BatchEvent(self.identity.name, self.identity.version, rows, requests))
 
 
 def _unforeseen(exc: Exception) -> ScoringError:

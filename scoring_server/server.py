@@ -38,11 +38,11 @@ class ScoringServerApplication(BaseApplication):
         return self.application
 
 
-def start_worker_threads(worker: Any) -> None:
-    """gunicorn ``post_worker_init`` hook: start the per-worker background threads (after the fork)."""
-    follower = worker.wsgi.extensions.get("follower")
-    if follower is not None:
-        follower.start()
+def start_worker(worker: Any) -> None:
+    """gunicorn ``post_worker_init`` hook: what the app asked to run in each worker after the fork
+    (background threads, reporting the models it serves)."""
+    for start in worker.wsgi.extensions.get("worker_start", ()):
+        start()
 
 
 def stop_server(arbiter: Any) -> None:
@@ -77,7 +77,7 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "loglevel": config.log_level,
         "errorlog": "-",
         "proc_name": "scoring-server",
-        "post_worker_init": start_worker_threads,
+        "post_worker_init": start_worker,
         "on_exit": stop_server,
         # One shared control socket path per user would make two servers on a machine collide.
         "control_socket_disable": True,

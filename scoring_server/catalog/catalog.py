@@ -27,6 +27,7 @@ from flavors.policy import LoadingPolicy
 
 from ..config import ModelEntry
 from ..errors import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE, ScoringError
+from ..monitoring import Observers, ServedModelsEvent
 from ..pipeline import Scorer
 from ..security import ADMIN, READ, caller_has_scope
 from .cache import LoadedModels
@@ -43,12 +44,14 @@ class ModelCatalog:
     """Names → models for one worker, with on-demand loading and LRU unloading."""
 
     def __init__(self, sources: ModelSources, make_scorer: MakeScorer, cache: LoadedModels,
-                 follower: ReferenceFollower, retry_seconds: float = 30.0, policy: LoadingPolicy | None = None) -> None:
+                 follower: ReferenceFollower, retry_seconds: float = 30.0, policy: LoadingPolicy | None = None,
+                 observers: Observers | None = None) -> None:
         self.sources = sources
         self.cache = cache
         self.follower = follower
         self.retry_seconds = retry_seconds
         self.policy = policy
+        self.observers = observers
         self._make_scorer = make_scorer
         self._failed: dict[str, tuple[float, str, str]] = {}
         self._loading: dict[str, threading.Lock] = {}
@@ -116,7 +119,8 @@ class ModelCatalog:
             raise _unavailable(entry.name, failed[1], failed[2])
         try:
             self._check_admitted(entry)
-            model, identity = load_served_model(entry.uri, self.follower.registry_root, self.policy, entry.name)
+            model, identity = load_served_model(entry.uri, self.follower.registry_root, self.policy, entry.name,
+                                                self.observers)
             scorer = self._make_scorer(model, dataclasses.replace(identity, name=entry.name), entry)
         except Exception as exc:  # any loader failure is this model's problem only
             public = getattr(exc, "public_message", None) or "the server log has the reason"
@@ -131,11 +135,21 @@ class ModelCatalog:
             self.follower.unwatch(evicted)
             _logger.info("Unloaded model %s (least recently used)", evicted)
         _logger.info("Loaded model %s from %s", entry.name, entry.uri)
+        self.report()
         return scorer
+
+    def report(self) -> None:
+        """Tell the observers which models this process serves (on a change, and when a worker starts)."""
+        if self.observers:
+            served = [cached.scorer.served_model() for name in self.cache.names()
+                      if (cached := self.cache.get(name)) is not None]
+            self.observers.emit(ServedModelsEvent(tuple(served)))
 
     def _install(self, entry: ModelEntry, model: LoadedModel, identity: ModelIdentity) -> None:
         """A followed reference moved: serve the new version if the model is still loaded."""
-        self.cache.replace(entry.name, self._make_scorer(model, dataclasses.replace(identity, name=entry.name), entry))
+        if self.cache.replace(entry.name, self._make_scorer(model, dataclasses.replace(identity, name=entry.name),
+                                                           entry)):
+            self.report()
 
     def _check_admitted(self, entry: ModelEntry) -> None:
         """A model added through the admin API loads only while its directory is still inside the roots."""
@@ -150,6 +164,7 @@ class ModelCatalog:
         self._failed.pop(name, None)
         if self.cache.remove(name):
             _logger.info("Unloaded model %s (no longer served)", name)
+            self.report()
 
     def _unload_removed(self) -> None:
         served = self.sources.entries()

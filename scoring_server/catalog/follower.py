@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from flavors import LoadedModel
 from flavors.policy import LoadingPolicy
 
+from ..monitoring import Observers
 from ..registry import ModelRegistry
 from .loading import ModelIdentity, identity_of, load_version
 
@@ -44,10 +45,12 @@ class ReferenceFollower:
     there, so models registered after start are served).
     """
 
-    def __init__(self, registry_root: str | None, poll_seconds: float, policy: LoadingPolicy | None = None) -> None:
+    def __init__(self, registry_root: str | None, poll_seconds: float, policy: LoadingPolicy | None = None,
+                 observers: Observers | None = None) -> None:
         self.registry_root = registry_root
         self.poll_seconds = poll_seconds
         self.policy = policy
+        self.observers = observers
         self.also: list[Callable[[], None]] = []
         self._watches: dict[str, _Watch] = {}
         self._lock = threading.Lock()
@@ -101,7 +104,7 @@ class ReferenceFollower:
         if identity.key in (watch.current.key, watch.failed):
             return False
         try:
-            model = load_version(version, self.policy, key)
+            model = load_version(version, self.policy, key, self.observers)
         except Exception:
             watch.failed = identity.key
             _logger.exception("Loading %s version %s failed; still serving version %s",

@@ -2,6 +2,7 @@
 version is loaded."""
 from __future__ import annotations
 
+from ..monitoring import Observers, ServedModelsEvent
 from ..pipeline import Scorer
 
 
@@ -13,8 +14,9 @@ class ModelSlot:
     answered nothing holds the old model.
     """
 
-    def __init__(self, scorer: Scorer | None = None) -> None:
+    def __init__(self, scorer: Scorer | None = None, observers: Observers | None = None) -> None:
         self.scorer = scorer
+        self.observers = observers
 
     @property
     def ready(self) -> bool:
@@ -26,3 +28,9 @@ class ModelSlot:
         previous, self.scorer = self.scorer, scorer
         if previous is not None:
             previous.close()
+        self.report()
+
+    def report(self) -> None:
+        """Tell the observers which model this process serves (on a change, and when a worker starts)."""
+        if self.observers:
+            self.observers.emit(ServedModelsEvent((self.scorer.served_model(),) if self.scorer else ()))

@@ -1,9 +1,11 @@
-"""Watching the server at work. The scoring path reports each request as a
-:class:`~.events.ScoringEvent` to the :class:`~.events.Observers` registered on the app, without
-knowing who listens (metrics, access logs, payload capture and drift each listen on their own).
+"""Watching the server at work. The scoring path, the batcher and the model catalog report what
+happens as events (:mod:`.events`) to the :class:`~.events.Observers` registered on the app,
+without knowing who listens: metrics, access logs, payload capture and drift each listen on their own.
 """
 from __future__ import annotations
 
-from .events import Observer, Observers, ScoringEvent
+from .events import (BatchEvent, Event, ModelLoadEvent, Observer, Observers, ScoringEvent, ServedModel,
+                     ServedModelsEvent)
 
-__all__ = ["Observer", "Observers", "ScoringEvent"]
+__all__ = ["BatchEvent", "Event", "ModelLoadEvent", "Observer", "Observers", "ScoringEvent", "ServedModel",
+           "ServedModelsEvent"]

@@ -1,9 +1,11 @@
-"""The facts about one scored request, and the observers they are reported to."""
+"""The facts the server reports as it works (a scored request, a batch, a model load, the models a
+worker serves), and the observers they are reported to."""
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 _logger = logging.getLogger(__name__)
 
@@ -15,6 +17,10 @@ class ScoringEvent:
     ``format`` is the body's format (``dataframe_split``, ``csv``, ``llm``, ...) and ``rows`` its
     row count, both None when the body was refused before they were known. Durations are in
     seconds; a stage that did not run took 0. ``error_code`` is None on success.
+
+    ``inputs`` is the validated input the model was given (a DataFrame, the numeric fast path's
+    matrix in the signature's column order, or tensors) and ``predictions`` what it returned,
+    both None when the request failed before them. Observers must not change them.
     """
 
     model: str
@@ -27,6 +33,8 @@ class ScoringEvent:
     encode_seconds: float = 0.0
     status: int = 200
     error_code: str | None = None
+    inputs: Any = field(default=None, repr=False)
+    predictions: Any = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -41,7 +49,48 @@ class ScoringEvent:
         return "client_error" if self.status < 500 else "server_error"
 
 
-Observer = Callable[[ScoringEvent], None]
+@dataclass(frozen=True)
+class BatchEvent:
+    """One ``predict`` call of the adaptive batcher: ``requests`` requests merged into ``rows`` rows."""
+
+    model: str
+    version: str | None
+    rows: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class ModelLoadEvent:
+    """One attempt to load a model (``error`` None when it loaded), in the process that made it."""
+
+    model: str
+    version: str | None
+    flavor: str | None
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model a worker holds: its identity, flavor, and when it was made (registered, or saved:
+    seconds since the epoch, None when unknown)."""
+
+    model: str
+    version: str | None
+    flavor: str
+    created: float | None
+
+
+@dataclass(frozen=True)
+class ServedModelsEvent:
+    """The models this process serves now (all of them), reported whenever that set changes and
+    when a worker starts."""
+
+    models: tuple[ServedModel, ...]
+
+
+Event = Union[ScoringEvent, BatchEvent, ModelLoadEvent, ServedModelsEvent]
+Observer = Callable[[Event], None]
 
 
 class Observers:
@@ -51,13 +100,13 @@ class Observers:
         self._observers: list[Observer] = []
 
     def add(self, observer: Observer) -> None:
-        """Report every scored request to ``observer`` from now on."""
+        """Report every event to ``observer`` from now on (it ignores the kinds it does not need)."""
         self._observers.append(observer)
 
     def __bool__(self) -> bool:
         return bool(self._observers)
 
-    def emit(self, event: ScoringEvent) -> None:
+    def emit(self, event: Event) -> None:
         """Hand ``event`` to every observer, in the order they were added."""
         for observer in self._observers:
             try:

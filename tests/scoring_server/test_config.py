@@ -107,7 +107,13 @@ def sample_value(key, tmp_path) -> str:
         return "https://a.example"
     if key.choices:
         return next(choice for choice in key.choices if choice != key.default)
-    return {fields.Boolean: "true", fields.Integer: "7", fields.Float: "7.5"}.get(type(key.field), "x")
+    if key.name.endswith("_fraction"):  # a share, 0 to 1
+        return "0.5"
+    if key.name == "drift_warn_psi":  # at most drift_alert_psi
+        return "0.15"
+    if isinstance(key.field, fields.Boolean):
+        return "false" if key.default else "true"
+    return {fields.Integer: "7", fields.Float: "7.5"}.get(type(key.field), "x")
 
 
 #: Keys valid only together with another one (HTTPS needs both files).
