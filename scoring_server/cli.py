@@ -73,11 +73,13 @@ def _serve(config: ServerConfig) -> None:
     from flavors.errors import ModelLoadError
 
     from .app import create_app
+    from .monitoring.multiprocess import create_server_directory
     from .registry import RegistryError
     from .security.keys import KeysError
     from .server import run
     from .serving_input_check import ServingInputCheckError
 
+    create_server_directory()  # before the model loads: its load is counted
     try:
         app = create_app(config)
     except (ServingInputCheckError, KeysError) as exc:

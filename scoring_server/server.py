@@ -13,6 +13,8 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from .config import ServerConfig
+from .monitoring.multiprocess import remove_server_directory
+from .monitoring.multiprocess import worker_exited as monitoring_worker_exited
 
 
 class ScoringServerApplication(BaseApplication):
@@ -50,6 +52,12 @@ def stop_server(arbiter: Any) -> None:
     from .app import close_app
 
     close_app(arbiter.app.wsgi())
+    remove_server_directory()
+
+
+def worker_exited(arbiter: Any, worker: Any) -> None:
+    """gunicorn ``child_exit`` hook (the master): forget what a dead worker was doing."""
+    monitoring_worker_exited(worker.pid)
 
 
 def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
@@ -79,6 +87,7 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "proc_name": "scoring-server",
         "post_worker_init": start_worker,
         "on_exit": stop_server,
+        "child_exit": worker_exited,
         # One shared control socket path per user would make two servers on a machine collide.
         "control_socket_disable": True,
     }
