@@ -153,6 +153,7 @@ def save_model(
     pip_requirements: list[str] | None = None,
     model_config: dict | None = None,
     metadata: dict | None = None,
+    baseline_data: Any = None,
 ) -> ModelMetadata:
     """Save a custom model as an MLflow-format model directory that MLflow can load too.
 
@@ -161,6 +162,7 @@ def save_model(
     ``artifacts`` maps names to local files or directories, copied into ``artifacts/``; at load
     time ``context.artifacts`` maps the same names to their absolute paths. ``pip_requirements``
     replaces the default requirements (the installed cloudpickle, numpy and pandas).
+    ``baseline_data`` (a DataFrame of training rows) adds the drift baseline (``baseline.json``).
     """
     model_dir = prepare_model_dir(path)
     if isinstance(python_model, (str, Path)):
@@ -178,7 +180,7 @@ def save_model(
         pyfunc["artifacts"] = _copy_artifacts(artifacts, model_dir)
     if model_config:
         pyfunc["config"] = model_config
-    return write_model(
+    saved = write_model(
         model_dir,
         {FLAVOR_NAME: pyfunc},
         requirements=pinned("cloudpickle", "numpy", "pandas") if pip_requirements is None else list(pip_requirements),
@@ -186,6 +188,12 @@ def save_model(
         example_info=save_input_example(model_dir, input_example),
         metadata=metadata,
     )
+    if baseline_data is None:
+        return saved
+    from scoring_server.monitoring.baseline import save_baseline  # the server's path: signature, fast path
+
+    save_baseline(model_dir, baseline_data)
+    return saved
 
 
 def _copy_artifacts(artifacts: Mapping[str, str | Path], model_dir: Path) -> dict:

@@ -177,6 +177,7 @@ def save_model(
     skops_trusted_types: list[str] | None = None,
     code_paths: Iterable[str | Path] | None = None,
     metadata: dict | None = None,
+    baseline_data: Any = None,
 ) -> ModelMetadata:
     """Save a fitted estimator as an MLflow-format model directory that MLflow can load too.
 
@@ -185,6 +186,7 @@ def save_model(
     skops file contains, in MLmodel, as MLflow writes it: loading never trusts that list, the
     loader's :class:`~flavors.policy.LoadingPolicy` must grant them (and a model listing types
     it does not grant is refused). ``code_paths`` files/directories are copied into ``code/``.
+    ``baseline_data`` (a DataFrame of training rows) adds the drift baseline (``baseline.json``).
     """
     if serialization_format not in SERIALIZATION_FORMATS:
         raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}, got {serialization_format!r}")
@@ -206,7 +208,7 @@ def save_model(
         "skops_trusted_types": skops_trusted_types,
     }
     serializer = () if serialization_format == "pickle" else (serialization_format,)
-    return write_model(
+    saved = write_model(
         model_dir,
         {"python_function": pyfunc, FLAVOR_NAME: sklearn_conf},
         requirements=pinned("scikit-learn", "numpy", "pandas", "scipy", *serializer)
@@ -216,6 +218,12 @@ def save_model(
         example_info=example_info,
         metadata=metadata,
     )
+    if baseline_data is None:
+        return saved
+    from scoring_server.monitoring.baseline import save_baseline  # the server's path: signature, fast path
+
+    save_baseline(model_dir, baseline_data)
+    return saved
 
 
 def _dump_estimator(sk_model: Any, path: Path, serialization_format: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``scoring-server`` command line: ``serve``, ``predict``, ``validate``, ``registry`` and ``keys``.
+"""The ``scoring-server`` command line: ``serve``, ``predict``, ``validate``, ``baseline``, ``registry`` and
+``keys``.
 
 The flags of ``serve`` are generated from the configuration schema (one per key); its short
 flags (``-m -h -p -w -t``) are a contract other tools rely on. ``-h`` is the host, so help is
@@ -63,8 +64,12 @@ def _option_help(key: ConfigKey) -> str:
 @_config_options
 def serve(config_path: str | None, **options: Any) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
+    from .monitoring.request_ids import RequestIdFormatter
+
     config = _config(config_path, options)
-    logging.basicConfig(level=config.log_level.upper(), format=_LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(RequestIdFormatter(_LOG_FORMAT))  # a request's lines end with its ID
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     _serve(config)
 
 
@@ -82,7 +87,7 @@ def _serve(config: ServerConfig) -> None:
     create_server_directory()  # before the model loads: its load is counted
     try:
         app = create_app(config)
-    except (ServingInputCheckError, KeysError) as exc:
+    except (ServingInputCheckError, KeysError, ConfigError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from None
     except (ModelLoadError, RegistryError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
@@ -124,6 +129,33 @@ def validate(model_uri: str) -> None:
     except ServingInputCheckError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"OK: {model_uri} scores its serving input example: {result.decode()}")
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True,
+              help="Model directory or file:// URI (the baseline is written into it).")
+@click.option("-i", "--input-path", required=True, type=click.Path(dir_okay=False),
+              help="Training data: a .csv or .parquet file with the model's input columns.")
+@click.option("--bins", type=click.IntRange(min=2, max=100), default=10, show_default=True,
+              help="Quantile bins of a numeric column (fewer for discrete data).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Training rows used at most (a uniform sample beyond).")
+def baseline(model_uri: str, input_path: str, bins: int, max_rows: int) -> None:
+    """Save the training data's distributions into the model directory (baseline.json), for drift while serving."""
+    from .monitoring.baseline import BaselineError, build_baseline, read_training_data, write_baseline
+
+    if model_uri.startswith("models:"):
+        raise click.ClickException("a registered version cannot change: make the baseline in the model directory "
+                                   "before registering it")
+    model = _load(model_uri)
+    try:
+        made = build_baseline(model, read_training_data(input_path), bins, max_rows)
+    except BaselineError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = write_baseline(model.metadata.path, made)
+    columns = ", ".join(f"{column.name} ({column.kind})" for column in made.features + made.predictions)
+    skipped = f"; not binned: {', '.join(made.skipped)}" if made.skipped else ""
+    click.echo(f"Wrote {path} from {made.rows} rows: {columns}{skipped}")
 
 
 main.add_command(registry_command)

@@ -33,16 +33,23 @@ class ScoringError(Exception):
         """The same error under another protocol's ``error_code`` (this one is left as it is)."""
         if error_code == self.error_code:
             return self
-        answered = ScoringError(self.message, error_code, self.status, self.stack_trace)
+        answered = type(self)(self.message, error_code, self.status, self.stack_trace)
         answered.__cause__ = self.__cause__
         return answered
 
-    def to_dict(self, include_stack_trace: bool = False) -> dict:
-        """The JSON body; the server-side stack trace only when asked for."""
+    def to_dict(self, include_stack_trace: bool = False, request_id: str | None = None) -> dict:
+        """The JSON body, with the request's ID when given (MLflow's clients ignore keys they do not
+        know); the server-side stack trace only when asked for."""
         body = {"error_code": self.error_code, "message": self.message}
+        if request_id is not None:
+            body["request_id"] = request_id
         if include_stack_trace and self.stack_trace:
             body["stack_trace"] = self.stack_trace
         return body
+
+
+class ModelError(ScoringError):
+    """The model raised (its exception is the ``__cause__``): logged with its traceback when answered."""
 
 
 def invalid_input(message: str) -> ScoringError:

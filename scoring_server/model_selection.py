@@ -2,7 +2,7 @@
 catalog by name."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from .catalog.catalog import ModelCatalog
 from .decoding import RequestBody
@@ -31,6 +31,14 @@ def select_scorer(body: RequestBody) -> Scorer:
             f"\"params\": {{\"{config.model_param}\": NAME}}, or POST to /models/NAME/invocations.{listing}",
             BAD_REQUEST)
     return catalog.scorer(name)
+
+
+def served_scorers(app: Flask) -> list[Scorer]:
+    """The scorers ``app`` holds in this process now: its one model's, or its catalog's loaded ones."""
+    catalog, slot = app.extensions.get("model_catalog"), app.extensions.get("model_slot")
+    if catalog is not None:
+        return catalog.loaded_scorers()
+    return [slot.scorer] if slot is not None and slot.scorer is not None else []
 
 
 def current_catalog() -> ModelCatalog | None:

@@ -1,15 +1,12 @@
 """Calling the model: the one place where a model's own exception becomes a client answer."""
 from __future__ import annotations
 
-import logging
 import traceback
 from typing import Any
 
 from flavors import LoadedModel
 
-from .errors import BAD_REQUEST, ScoringError
-
-_logger = logging.getLogger(__name__)
+from .errors import BAD_REQUEST, ModelError
 
 MODEL_ERROR_MESSAGE = (
     "Encountered an unexpected error while evaluating the model. Verify that the serialized input "
@@ -19,9 +16,11 @@ MODEL_ERROR_MESSAGE = (
 
 def predict(model: LoadedModel, data: Any, params: dict | None) -> Any:
     """Run the model; any exception it raises is a 400 BAD_REQUEST carrying the traceback
-    (sent to clients only when the server is configured to expose stack traces)."""
+    (sent to clients only when the server is configured to expose stack traces).
+
+    It is logged where the request is answered (``error_handlers``), on the request's own thread
+    and so with its ID: a batched prediction fails on the batching thread, which has no request."""
     try:
         return model.predict(data, params)
     except Exception as exc:  # the model's code may raise anything
-        _logger.warning("Model raised %s: %s", type(exc).__name__, exc)
-        raise ScoringError(MODEL_ERROR_MESSAGE, BAD_REQUEST, stack_trace=traceback.format_exc()) from exc
+        raise ModelError(MODEL_ERROR_MESSAGE, BAD_REQUEST, stack_trace=traceback.format_exc()) from exc

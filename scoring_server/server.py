@@ -55,6 +55,21 @@ def stop_server(arbiter: Any) -> None:
     remove_server_directory()
 
 
+def master_ready(arbiter: Any) -> None:
+    """gunicorn ``when_ready`` hook (the master, before the first fork): the graceful stop, and
+    ``/metrics`` on its own port when ``metrics_port`` is set (served by the master, so that it
+    answers while every worker is busy)."""
+    from .monitoring.exposition import serve_metrics_port
+    from .workers.drain import install_stop_hook
+
+    install_stop_hook(arbiter)
+    try:
+        serve_metrics_port(arbiter.app.wsgi())
+    except OSError as exc:
+        arbiter.log.error("Cannot serve /metrics on the metrics port: %s", exc)
+        arbiter.halt(reason="the metrics port is unavailable", exit_status=1)
+
+
 def worker_exited(arbiter: Any, worker: Any) -> None:
     """gunicorn ``child_exit`` hook (the master): forget what a dead worker was doing."""
     monitoring_worker_exited(worker.pid)
@@ -69,8 +84,8 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
     cost. gunicorn's silence timeout is kept above the request deadline, so that a request past it
     is answered first; ``graceful_timeout`` is the drain.
     """
+    from .monitoring.access_log import logger_class
     from .workers import WORKER_CLASSES
-    from .workers.drain import install_stop_hook
 
     tls = {"certfile": config.certfile, "keyfile": config.keyfile} if config.certfile else {}
     return {**tls,
@@ -81,9 +96,10 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
         "worker_connections": 1000,
         "timeout": max(config.timeout, math.ceil(config.request_timeout) + 5),
         "graceful_timeout": config.drain_seconds,
-        "when_ready": install_stop_hook,
+        "when_ready": master_ready,
         "loglevel": config.log_level,
         "errorlog": "-",
+        "logger_class": logger_class(config.access_log),  # the access log (json, text or off)
         "proc_name": "scoring-server",
         "post_worker_init": start_worker,
         "on_exit": stop_server,

@@ -26,6 +26,8 @@ def check_serving_input_example(scorer: Scorer) -> bytes:
     try:
         return scorer.score(json.dumps(example).encode(), content_types.JSON)
     except ScoringError as exc:
+        cause = f" (the model raised {type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
         raise ServingInputCheckError(
-            f"the serving input example of {model.metadata.path} fails: {exc.status} {exc.error_code}: {exc.message}"
+            f"the serving input example of {model.metadata.path} fails: {exc.status} {exc.error_code}: "
+            f"{exc.message}{cause}"
         ) from exc

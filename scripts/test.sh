@@ -10,6 +10,10 @@ python3 -m venv .venv
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
+# prometheus: tests/monitoring/test_prometheus.py scrapes a real server with the Debian package.
+if ! command -v prometheus >/dev/null && [ ! -x /usr/bin/prometheus ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+fi
 .venv/bin/python -m pytest "$@"
 # The heavy tests (load and soak, marked `heavy` in setup.cfg) in a second run, so the first stays fast.
 status=0

@@ -185,6 +185,7 @@ def test_serve_reads_the_config_file_named_by_scoring_server_config(monkeypatch,
 def test_gunicorn_conf_sets_what_serve_would_for_the_same_environment(monkeypatch, tmp_path):
     import runpy
 
+    from scoring_server.monitoring.multiprocess import remove_server_directory, server_directory
     from scoring_server.server import gunicorn_options
 
     path = tmp_path / "c.yaml"
@@ -193,7 +194,12 @@ def test_gunicorn_conf_sets_what_serve_would_for_the_same_environment(monkeypatc
                         "SCORING_SERVER_PORT": "6123", "SCORING_SERVER_WORKERS": "3",
                         "SCORING_SERVER_TIMEOUT": "17"}.items():
         monkeypatch.setenv(name, value)
-    conf = runpy.run_path(str(REPO / "conf" / "gunicorn.conf.py"))
+    try:
+        conf = runpy.run_path(str(REPO / "conf" / "gunicorn.conf.py"))
+        shared = server_directory()
+        assert shared is not None and shared.is_dir()  # made in the master, before the app is preloaded
+    finally:
+        remove_server_directory()
     expected = gunicorn_options(served_config(monkeypatch))
     settings = ("bind", "workers", "threads", "timeout", "loglevel")
     assert {name: conf[name] for name in settings} == {name: expected[name] for name in settings}

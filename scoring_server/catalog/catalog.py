@@ -138,12 +138,14 @@ class ModelCatalog:
         self.report()
         return scorer
 
+    def loaded_scorers(self) -> list[Scorer]:
+        """The scorers of the models loaded in this process, least recently used first."""
+        return [cached.scorer for name in self.cache.names() if (cached := self.cache.get(name)) is not None]
+
     def report(self) -> None:
         """Tell the observers which models this process serves (on a change, and when a worker starts)."""
         if self.observers:
-            served = [cached.scorer.served_model() for name in self.cache.names()
-                      if (cached := self.cache.get(name)) is not None]
-            self.observers.emit(ServedModelsEvent(tuple(served)))
+            self.observers.emit(ServedModelsEvent(tuple(scorer.served_model() for scorer in self.loaded_scorers())))
 
     def _install(self, entry: ModelEntry, model: LoadedModel, identity: ModelIdentity) -> None:
         """A followed reference moved: serve the new version if the model is still loaded."""

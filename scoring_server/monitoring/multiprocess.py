@@ -51,9 +51,12 @@ def worker_exited(pid: int) -> None:
 
 
 def remove_server_directory() -> None:
-    """Remove the directory (the master, at exit)."""
+    """Remove the directory (the master, at exit) and leave multiprocess mode."""
     global _directory
     if _directory is not None:
+        from prometheus_client import values
+
         shutil.rmtree(_directory, ignore_errors=True)
         os.environ.pop(ENV, None)
+        values.ValueClass = values.get_value_class()
         _directory = None

@@ -36,6 +36,7 @@ ERROR: JSONSchema = {
         "error_code": {"type": "string", "examples": ["BAD_REQUEST", "INVALID_PARAMETER_VALUE"]},
         "message": {"type": "string"},
         "stack_trace": {"type": "string", "description": "Only when the server exposes stack traces."},
+        "request_id": {"type": "string", "description": "The request's X-Request-ID: quote it to find its log lines."},
     },
 }
 

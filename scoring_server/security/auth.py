@@ -37,6 +37,8 @@ ENDPOINT_SCOPES: dict[str, str] = {
     "health.ping": OPEN,  # GET/HEAD /ping and /health: load balancers and orchestrators probe them
     "health.version": READ,
     "openapi.spec": READ,  # GET /openapi.json
+    "metrics.metrics": READ,  # GET /metrics (of the scoring port, or of --metrics-port)
+    "monitoring.summary": READ,  # GET /monitoring (beside /metrics)
     "scoring.invocations": SCORE,
     "models.model_invocations": SCORE,
     "models.list_models": READ,

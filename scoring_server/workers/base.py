@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from gunicorn.http.wsgi import Response, default_environ
-
+from ..monitoring import request_ids
 from . import context, http_errors
 
 _logger = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ class RequestState:
     by the worker at its deadline (``ABANDONED``)."""
 
     QUEUED, RUNNING, RESPONDING, ABANDONED = range(4)
-    __slots__ = ("close_after", "deadline", "dispatched", "done", "status")
+    __slots__ = ("close_after", "deadline", "dispatched", "done", "environ", "status")
 
     def __init__(self, dispatched: float, deadline: float) -> None:
         self.dispatched, self.deadline = dispatched, deadline
         self.status = self.QUEUED
         self.done = False
         self.close_after = False  # answer with Connection: close
+        self.environ: dict[str, Any] | None = None  # the app's WSGI environ, once the app has it
 
     def start(self) -> bool:
         """A thread takes the request; False if the worker already answered it."""
@@ -117,6 +118,7 @@ class ScoringWorkerMixin:
     def _answer_with_claim(self, environ: dict, start_response: Callable) -> Any:
         """The app, whose response goes out only if the worker did not answer at the deadline."""
         state = self._current.state
+        state.environ = environ  # the request's ID, once the app gives it, for the worker's own answer
 
         def claiming_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
             if not state.claim_response():
@@ -134,45 +136,88 @@ class ScoringWorkerMixin:
 
     def request_done(self, state: RequestState) -> None:
         state.done = True
+        state.environ = None  # not kept (with the request's body) while its connection waits for the next one
         context.set_request_deadline(None)
 
-    def deadline_answer(self) -> bytes:
+    def deadline_answer(self, state: RequestState, client: Any) -> bytes:
+        """The JSON 504 of a request past its deadline (``client``: its address), logged."""
         error = context.deadline_exceeded(self.settings.request_timeout)
-        return http_errors.json_response(error.status, error.error_code, error.message)
+        environ = request_environ(state.environ, None, client)
+        answer = self.worker_answer(error.status, error.error_code, error.message, environ, state.dispatched)
+        self.log.warning("Request from %s not answered within %g s (request_timeout): answered 504 (request_id=%s)",
+                         environ["REMOTE_ADDR"], self.settings.request_timeout, environ[request_ids.ENVIRON_KEY])
+        return answer
+
+    def worker_answer(self, status: int, error_code: str, message: str, environ: dict[str, Any],
+                      started: float | None) -> bytes:
+        """A JSON error the worker answers itself, without the app: it carries the request's ID (the
+        app's if it gave one, else the client's if well-formed, else a new one, then set in
+        ``environ``) and is the request's access-log line (``started``: when the request began, by
+        ``time.monotonic()``; None if unknown)."""
+        request_id = environ[request_ids.ENVIRON_KEY] = request_ids.request_id_of(environ)
+        answer, body_length = http_errors.json_response(status, error_code, message, request_id)
+        took = timedelta(seconds=time.monotonic() - started) if started is not None else None
+        try:
+            self.log.access(WorkerAnswer(status, body_length), None, environ, took)
+        except Exception:  # the access log must not stop the answer
+            self.log.debug("Failed to log the access of an error answer.", exc_info=True)
+        return answer
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        """gunicorn's error page, as MLflow-style JSON: ``{"error_code": ..., "message": ...}``."""
+        """gunicorn's error page, as MLflow-style JSON: ``{"error_code": ..., "message": ...,
+        "request_id": ...}``."""
         if isinstance(exc, RequestAbandoned):
             return  # answered at its deadline
         state = getattr(self._current, "state", None)
         if state is not None and not state.claim_response():
             return
-        started = datetime.now()
         addr = addr or ("", -1)
+        req = req if req is not None else getattr(exc, "req", None)
+        environ = request_environ(state.environ if state is not None else None, req, addr)
         status, error_code, message = http_errors.describe(exc)
+        answer = self.worker_answer(status, error_code, message, environ, state.dispatched if state is not None else None)
+        request_id = environ[request_ids.ENVIRON_KEY]
         if status < 500:
-            self.log.warning("Invalid request from ip=%s: %s", addr[0], exc)
+            self.log.warning("Invalid request from ip=%s (request_id=%s): %s", addr[0], request_id, exc)
         elif req is not None and hasattr(req, "uri"):
-            self.log.exception("Error handling request %s %s", getattr(req, "method", ""), req.uri)
+            self.log.exception("Error handling request %s %s (request_id=%s)", getattr(req, "method", ""), req.uri,
+                               request_id)
         else:
-            self.log.exception("Error handling request (no URI read)")
-        if req is None:
-            req = getattr(exc, "req", None)
-        if req is not None:
-            try:
-                environ = default_environ(req, client, self.cfg)
-                environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = addr[0], str(addr[1])
-                resp = Response(req, client, self.cfg)
-                resp.status = f"{status} {http_errors.reason_phrase(status)}"
-                resp.response_length = len(message)
-                self.log.access(resp, req, environ, datetime.now() - started)
-            except Exception:  # the access log must not stop the answer
-                self.log.debug("Failed to log the access of an error answer.", exc_info=True)
+            self.log.exception("Error handling request (no URI read; request_id=%s)", request_id)
         try:
             client.settimeout(2.0)
-            client.sendall(http_errors.json_response(status, error_code, message))
+            client.sendall(answer)
         except (OSError, ValueError):
             self.log.debug("Failed to send error message.")
+
+
+@dataclass(frozen=True)
+class WorkerAnswer:
+    """A worker's own answer, as a gunicorn access logger reads a response (``sent``: body bytes)."""
+
+    status_code: int
+    sent: int
+
+
+def request_environ(app_environ: dict[str, Any] | None, req: Any, client: Any) -> dict[str, Any]:
+    """The WSGI environ the access log reads for a worker's own answer: the app's when the app had
+    the request, else what the worker knows (the client's address; the method, URI, body length
+    and ``X-Request-ID`` of a head it could parse)."""
+    if app_environ is not None:
+        return app_environ
+    environ: dict[str, Any] = {"REMOTE_ADDR": client[0] if isinstance(client, tuple) else str(client)}
+    if req is not None:
+        environ["REQUEST_METHOD"], environ["RAW_URI"] = getattr(req, "method", None), getattr(req, "uri", None)
+        for name, value in getattr(req, "headers", ()):
+            if name in _HEADERS_READ:
+                environ[_HEADERS_READ[name]] = value
+    return environ
+
+
+#: The request header fields a worker's own answer reads (the ID, the body's length), and their
+#: WSGI environ keys.
+_HEADERS_READ = {"X-REQUEST-ID": "HTTP_X_REQUEST_ID", "CONTENT-LENGTH": "CONTENT_LENGTH",
+                 "TRANSFER-ENCODING": "HTTP_TRANSFER_ENCODING"}
 
 
 class _ClaimingApp:

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from gunicorn.http import errors as http
 
 from .. import errors
+from ..monitoring import request_ids
 
 # The status of each error gunicorn's parser raises; anything else the worker did not foresee is a
 # 500 INTERNAL_ERROR (logged with its traceback).
@@ -62,12 +63,13 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
     return status, _CODES.get(status, errors.BAD_REQUEST), message
 
 
-def json_response(status: int, error_code: str, message: str, extra_headers: str = "") -> bytes:
-    """A whole HTTP/1.1 response with the JSON error body, closing the connection."""
-    body = json.dumps({"error_code": error_code, "message": message}).encode()
+def json_response(status: int, error_code: str, message: str, request_id: str) -> tuple[bytes, int]:
+    """A whole HTTP/1.1 response with the JSON error body and the request's ID (a well-formed one:
+    it goes into a header), closing the connection; and the length of its body."""
+    body = json.dumps({"error_code": error_code, "message": message, "request_id": request_id}).encode()
     head = (f"HTTP/1.1 {status} {reason_phrase(status)}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra_headers}\r\n")
-    return head.encode("latin-1") + body
+            f"Content-Length: {len(body)}\r\n{request_ids.HEADER}: {request_id}\r\n\r\n")
+    return head.encode("latin-1") + body, len(body)
 
 
 def send_nowait(sock: socket.socket, data: bytes) -> bool:

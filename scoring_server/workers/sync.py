@@ -22,7 +22,7 @@ from typing import Any
 from gunicorn.workers import sync
 
 from . import context, http_errors
-from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin
+from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin, request_environ
 from .thread import DRAIN_SETTLE
 
 _WATCH_INTERVAL = 0.05
@@ -31,7 +31,7 @@ _WATCH_INTERVAL = 0.05
 class SyncWorker(ScoringWorkerMixin, sync.SyncWorker):
     """gunicorn's sync worker with JSON errors, deadlines kept by a watch thread, and a drain."""
 
-    _watched: tuple[RequestState, socket.socket] | None = None
+    _watched: tuple[RequestState, socket.socket, Any] | None = None  # the request, its socket and address
 
     def run(self) -> None:
         self._main_thread = threading.get_ident()
@@ -48,7 +48,7 @@ class SyncWorker(ScoringWorkerMixin, sync.SyncWorker):
         self._reading = True
         self.run_request(state)
         context.set_request_deadline(None)  # the app's deadline starts with the app
-        self._watched = (state, client)
+        self._watched = (state, client, addr)
         try:
             if state.start():
                 super().handle(listener, client, addr)
@@ -68,17 +68,16 @@ class SyncWorker(ScoringWorkerMixin, sync.SyncWorker):
         while self.alive or self._watched is not None:
             watched = self._watched
             if watched is not None:
-                state, client = watched
+                state, client, addr = watched
                 if time.monotonic() >= state.deadline + DEADLINE_SLACK and state.abandon():
                     reading = self._reading
                     if reading:
                         message = (f"The request line and headers did not arrive within "
                                    f"{self.settings.header_timeout:g} s (server limit `header_timeout`).")
-                        answer = http_errors.json_response(408, "BAD_REQUEST", message)
+                        answer = self.worker_answer(408, "BAD_REQUEST", message, request_environ(None, None, addr),
+                                                    state.dispatched)
                     else:
-                        self.log.warning("Request not answered within %g s (request_timeout): answered 504",
-                                         self.settings.request_timeout)
-                        answer = self.deadline_answer()
+                        answer = self.deadline_answer(state, addr)
                     http_errors.send_nowait(client, answer)
                     try:
                         client.shutdown(socket.SHUT_RDWR)

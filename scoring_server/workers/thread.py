@@ -36,7 +36,7 @@ from gunicorn import sock as gsock
 from gunicorn.workers import gthread
 
 from . import context, http_errors
-from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin
+from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin, request_environ
 from .reader import MORE, WHOLE, RequestReader
 
 _ABANDONED = object()
@@ -131,9 +131,7 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
             self.paused.clear()
         for conn, state in list(self.in_flight.items()):
             if now >= state.deadline + DEADLINE_SLACK and state.abandon():
-                self.log.warning("Request from %s not answered within %g s (request_timeout): answered 504",
-                                 _peer(conn), self.settings.request_timeout)
-                self._answer_and_shut(conn, self.deadline_answer())
+                self._answer_and_shut(conn, self.deadline_answer(state, conn.client))
         for conn in [conn for conn in self.reading if now >= conn.deadline]:
             if conn.buffer:
                 what = "body" if conn.reader.in_body else "request line and headers"
@@ -141,7 +139,8 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
                 seconds = self.settings.body_timeout if conn.reader.in_body else self.settings.header_timeout
                 message = (f"The request's {what} did not arrive within {seconds:g} s (server limit "
                            f"`{'body_timeout' if conn.reader.in_body else 'header_timeout'}`).")
-                http_errors.send_nowait(conn.sock, http_errors.json_response(408, "BAD_REQUEST", message))
+                environ = request_environ(None, None, conn.client)
+                http_errors.send_nowait(conn.sock, self.worker_answer(408, "BAD_REQUEST", message, environ, None))
             self._stop_reading(conn)
             self._close(conn)
         for conn in [conn for conn in self.closing if now >= conn.closing_until]:
@@ -440,12 +439,15 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
             listener.close()
 
     def _give_up_on_what_remains(self, message: str) -> None:
-        answer = http_errors.json_response(503, "TEMPORARILY_UNAVAILABLE", message)
         for conn, state in list(self.in_flight.items()):
             if state.abandon():
+                environ = request_environ(state.environ, None, conn.client)
+                answer = self.worker_answer(503, "TEMPORARILY_UNAVAILABLE", message, environ, state.dispatched)
                 self._answer_and_shut(conn, answer)
         for conn in list(self.reading):
             if conn.buffer:
+                environ = request_environ(None, None, conn.client)
+                answer = self.worker_answer(503, "TEMPORARILY_UNAVAILABLE", message, environ, None)
                 http_errors.send_nowait(conn.sock, answer)
             self._stop_reading(conn)
             self._closed(conn)

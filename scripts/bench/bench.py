@@ -72,6 +72,8 @@ class Target:
     env: dict = field(default_factory=dict)
     cwd: Path = REPO
     headers: dict = field(default_factory=dict)  # sent with every request (an API key, say)
+    models: Path = MODELS
+    log: Path | None = None  # the server's stderr (its access log), else discarded
     process: subprocess.Popen | None = None
     port: int = 0
     model: str = ""
@@ -83,10 +85,13 @@ class Target:
         """Start this server on a fixture model, on a free port, and wait for /ping."""
         self.stop()
         self.port, self.model = _free_port(), model
+        stderr = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
-            self.command(MODELS / model, self.port, workers) + list(extra), cwd=self.cwd, env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            self.command(self.models / model, self.port, workers) + list(extra), cwd=self.cwd,
+            env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
         )
+        if self.log:
+            stderr.close()
         _wait_for_ping(self.port, self.process)
 
     def stop(self) -> None:
@@ -172,9 +177,10 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
 def report(results: dict, memory: dict, target_names: list[str]) -> str:
     """A markdown table of medians and ratios against the floor app and MLflow."""
     lines = ["| scenario | connections | " + " | ".join(f"{t} req/s" for t in target_names)
-             + " | ours/floor | ours/baseline | baseline/floor | auth/ours | ours/mlflow | ours p50 / p99 ms"
+             + " | ours/floor | ours/baseline | baseline/floor | auth/ours | ours/unmonitored | ours/mlflow"
+             + " | ours p50 / p99 ms"
              + " | floor p50 / p99 ms |",
-             "|---" * (7 + len(target_names) + 2) + "|"]
+             "|---" * (8 + len(target_names) + 2) + "|"]
     for name, by_target in results.items():
         med = {t: statistics.median(r["rps"] for r in runs) for t, runs in by_target.items() if runs}
         lat = {t: (statistics.median(r["p50"] for r in runs), statistics.median(r["p99"] for r in runs))
@@ -184,7 +190,7 @@ def report(results: dict, memory: dict, target_names: list[str]) -> str:
         lat_cell = lambda t: f"{lat[t][0]:.2f} / {lat[t][1]:.2f}" if t in lat else "–"
         lines.append(f"| {name} | {SCENARIOS[name].connections} | " + " | ".join(cells)
                      + f" | {ratio('ours', 'floor')} | {ratio('ours', 'baseline')} | {ratio('baseline', 'floor')}"
-                     + f" | {ratio('ours+auth', 'ours')}"
+                     + f" | {ratio('ours+auth', 'ours')} | {ratio('ours', 'unmonitored')}"
                      + f" | {ratio('ours', 'mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
     lines.append("")
     for target, values in memory.items():
@@ -206,12 +212,17 @@ def main() -> None:
                                            "run side by side as the 'baseline' target")
     parser.add_argument("--auth", action="store_true",
                         help="also run 'ours+auth': ours with an API keys file, every request sending a key")
+    parser.add_argument("--monitoring", action="store_true",
+                        help="also run 'unmonitored': ours without metrics, access log and drift sampling; both "
+                             "serve models with a training baseline, and ours writes JSON access-log lines to a file")
     parser.add_argument("--output", help="write the markdown table to this file too")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk); scripts/bench.sh installs it")
 
     targets = [Target("ours", ours(sys.executable, args.ours_args.split()))]
+    if args.monitoring:
+        targets = _monitoring_targets(sys.executable, args.ours_args.split())
     if not args.no_floor:
         targets.append(Target("floor", floor(sys.executable), env=FLOOR_ENV))
     if args.auth:
@@ -242,6 +253,24 @@ def _with_api_key(python: str, extra_args: list[str]) -> Target:
     key, _ = create_key(keys_file, "bench", ["score"])
     return Target("ours+auth", ours(python, [*extra_args, "--api-keys", str(keys_file)]),
                   headers={"Authorization": f"Bearer {key}"})
+
+
+def _monitoring_targets(python: str, extra_args: list[str]) -> list[Target]:
+    """Ours as configured by default (metrics on, drift sampled, here with JSON access-log lines to a file)
+    against ours with all of that off, both serving copies of the fixtures with a training baseline."""
+    work = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
+    models = work / "models"
+    shutil.copytree(MODELS, models)
+    training = work / "training.csv"
+    rows = [[round(v * (0.8 + 0.4 * ((i * 7919 + j * 104729) % 1000) / 1000), 2) for j, v in enumerate(ROW)]
+            for i in range(2000)]
+    training.write_text(",".join(COLUMNS) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    for model in ("iris", "iris_nosig"):
+        subprocess.run([python, "-m", "scoring_server", "baseline", "-m", str(models / model), "-i", str(training)],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    off = ["--no-metrics", "--access-log", "off", "--drift-sample-fraction", "0"]
+    return [Target("ours", ours(python, [*extra_args, "--access-log", "json"]), models=models, log=work / "ours.log"),
+            Target("unmonitored", ours(python, [*extra_args, *off]), models=models)]
 
 
 def _lua_string(text: str) -> str:

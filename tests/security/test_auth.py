@@ -114,7 +114,7 @@ def test_401_body_header_and_log_without_a_key(iris_keyed, caplog):
     with caplog.at_level(logging.WARNING, logger="scoring_server.security.auth"):
         response = iris_keyed.post(IRIS_ROW)
     body = assert_error(response, 401, "UNAUTHENTICATED", "Authorization: Bearer", "X-API-Key")
-    assert set(body) == {"error_code", "message"}
+    assert set(body) == {"error_code", "message", "request_id"}
     assert response.headers["WWW-Authenticate"] == REALM
     assert response.headers["Content-Type"] == "application/json"
     assert "X-Model-Name" not in response.headers  # nothing about the model before authentication
@@ -137,7 +137,7 @@ def test_403_logs_the_keys_name_never_the_key(iris_keyed, keys, caplog):
     with caplog.at_level(logging.WARNING, logger="scoring_server.security.auth"):
         response = iris_keyed.post(IRIS_ROW, **bearer(issued["reader"]))
     body = assert_error(response, 403, "PERMISSION_DENIED", "'score'")
-    assert "WWW-Authenticate" not in response.headers and set(body) == {"error_code", "message"}
+    assert "WWW-Authenticate" not in response.headers and set(body) == {"error_code", "message", "request_id"}
     assert [r.getMessage() for r in caplog.records] == ["403 POST '/invocations': key 'reader' lacks scope 'score'"]
     assert issued["reader"] not in caplog.text
 
