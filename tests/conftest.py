@@ -170,14 +170,20 @@ class ServerProcess:
     def stop(self) -> str:
         """Stop the server as an operator would (SIGTERM: gunicorn's graceful shutdown) and return
         everything it printed."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         return self.output()
+
+
+def stop_process(process: Any) -> None:
+    """SIGTERM ``process`` (a ``subprocess.Popen`` or :class:`ForkedCli`) and wait; SIGKILL it if it
+    is still running after 20 s."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class CommandServer(ServerProcess):

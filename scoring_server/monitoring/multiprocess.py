@@ -18,20 +18,36 @@ from pathlib import Path
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _directory: Path | None = None
+_pid = os.getpid()
+
+
+def _remember_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_remember_pid)
+
+
+def process_id() -> int:
+    """This process's ID, known without a system call: prometheus_client asks on every value
+    update (to notice a fork), a dozen times per scoring request."""
+    return _pid
 
 
 def create_server_directory() -> Path:
     """Make this server's directory and switch prometheus_client to multiprocess mode.
 
     prometheus_client picks its value class from the environment when it is imported, which may
-    have happened already (it did in a test's forkserver): it is picked again here.
+    have happened already (it did in a test's forkserver): it is set again here, with
+    :func:`process_id` telling processes apart.
     """
     global _directory
     from prometheus_client import values
 
     _directory = Path(tempfile.mkdtemp(prefix="scoring-server-metrics-"))
     os.environ[ENV] = str(_directory)
-    values.ValueClass = values.get_value_class()
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_id)
     return _directory
 
 

@@ -103,6 +103,10 @@ class Target:
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.process = None
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's processes (master and workers)."""
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_descendants(self.process.pid)])
+
     def worker_rss_mib(self) -> list[float]:
         """Resident memory of each worker (the master's children and their children)."""
         return [_rss_mib(pid) for pid in _descendants(self.process.pid) if _rss_mib(pid) > 0]
@@ -163,13 +167,16 @@ def benchmark(targets: list[Target], scenarios: list[Scenario], rounds: int, dur
             for target in targets:
                 target.start(scenario, workers)
                 run_wrk(target.port, scenario, 2, threads, target.headers)  # warm-up
+                cpu_before = target.cpu_seconds()
                 result = run_wrk(target.port, scenario, duration, threads, target.headers)
+                result["cpu_us"] = (target.cpu_seconds() - cpu_before) / (result["rps"] * duration) * 1e6
                 results[scenario.name][target.name].append(result)
                 if scenario.name == "split-1row" and round_number == 1:
                     memory[target.name] = target.worker_rss_mib()
                 target.stop()
                 print(f"round {round_number} {scenario.name:18} {target.name:7} {result['rps']:9.1f} req/s "
-                      f"p50 {result['p50']:7.2f} ms p99 {result['p99']:7.2f} ms errors {result['errors']}",
+                      f"p50 {result['p50']:7.2f} ms p99 {result['p99']:7.2f} ms "
+                      f"CPU {result['cpu_us']:6.0f} µs/request errors {result['errors']}",
                       flush=True)
     return results, memory
 
@@ -192,6 +199,19 @@ def report(results: dict, memory: dict, target_names: list[str]) -> str:
                      + f" | {ratio('ours', 'floor')} | {ratio('ours', 'baseline')} | {ratio('baseline', 'floor')}"
                      + f" | {ratio('ours+auth', 'ours')} | {ratio('ours', 'unmonitored')}"
                      + f" | {ratio('ours', 'mlflow')} | {lat_cell('ours')} | {lat_cell('floor')} |")
+    lines += ["", "Server CPU per request (µs, user + system of master and workers; medians):", "",
+              "| scenario | " + " | ".join(target_names) + " |", "|---" * (1 + len(target_names)) + "|"]
+    for name, by_target in results.items():
+        cpu = {t: statistics.median(r["cpu_us"] for r in runs) for t, runs in by_target.items() if runs}
+        lines.append(f"| {name} | " + " | ".join(f"{cpu[t]:.0f}" if t in cpu else "–" for t in target_names) + " |")
+    if "unmonitored" in target_names:
+        lines += ["", "Monitoring on against off, round by round (each pair ran back to back; medians of the "
+                      "per-round ratios, which this noisy machine's slow phases affect least):", ""]
+        for name, by_target in results.items():
+            pairs = list(zip(by_target["ours"], by_target["unmonitored"]))
+            rps = statistics.median(on["rps"] / off["rps"] for on, off in pairs)
+            cpu = statistics.median(on["cpu_us"] / off["cpu_us"] for on, off in pairs)
+            lines.append(f"- {name}: throughput {rps:.3f}×, CPU per request {cpu:.3f}×")
     lines.append("")
     for target, values in memory.items():
         lines.append(f"- worker RSS, {target}: " + ", ".join(f"{v:.1f} MiB" for v in values))
@@ -314,6 +334,15 @@ def _descendants(pid: int) -> list[int]:
             child = int(stat.parent.name)
             children += [child, *_descendants(child)]
     return children
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:

@@ -458,3 +458,38 @@ def test_a_metrics_port_in_use_stops_the_server_with_the_reason(pid_model):
         taken.listen()
         with pytest.raises(RuntimeError, match="Cannot serve /metrics on the metrics port: .*in use"):
             RunningServer(pid_model, "--metrics-port", str(taken.getsockname()[1]), workers=1)
+
+
+@pytest.mark.parametrize("multiprocess", [False, True], ids=["in_memory", "multiprocess_files"])
+def test_fast_series_write_what_the_public_methods_would(multiprocess, tmp_path, monkeypatch):
+    """The request path updates prometheus_client's values directly (metrics.fast_series), and in
+    multiprocess mode writes them in place in the process's file: the numbers must be those of the
+    public methods, bucket bounds included (a value equal to a bound falls in it), or a
+    prometheus_client upgrade has changed what we rely on."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from scoring_server.monitoring.metrics import fast_series
+    from scoring_server.monitoring.multiprocess import ENV, process_id
+
+    def observed(fast: bool) -> list:
+        directory = tmp_path / ("fast" if fast else "public")
+        directory.mkdir()
+        if multiprocess:
+            monkeypatch.setenv(ENV, str(directory))
+            monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(process_identifier=process_id))
+        registry = CollectorRegistry()
+        counter = Counter("c", "c", ["m"], registry=registry).labels("a")
+        histogram = Histogram("h_seconds", "h", ["m"], buckets=(0.001, 0.01, 1.0), registry=registry).labels("a")
+        gauge = Gauge("g", "g", registry=registry, multiprocess_mode="livesum")
+        for amount in [0.0005, 0.001, 0.0011, 0.01, 0.5, 1.0, 7.0]:
+            (fast_series(histogram) if fast else histogram).observe(amount)
+            (fast_series(counter) if fast else counter).inc(3)
+        (fast_series(gauge) if fast else gauge).inc(2)
+        (fast_series(gauge).inc(-1) if fast else gauge.dec())
+        collected = MultiProcessCollector(None, str(directory)).collect() if multiprocess else registry.collect()
+        return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                      for family in collected for s in family.samples if not s.name.endswith("_created"))
+
+    public = observed(fast=False)
+    assert len(public) == 8 and observed(fast=True) == public

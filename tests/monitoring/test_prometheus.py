@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ..conftest import RunningServer, free_port
+from ..conftest import RunningServer, free_port, stop_process
 from .test_metrics import Traffic, held_request, save_pid_model, wait_for_workers
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -61,12 +61,7 @@ class Prometheus:
         return self.log.read()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.log.close()
 
 

@@ -203,3 +203,28 @@ def test_a_served_model_error_is_logged_with_its_traceback_and_the_request_id(sl
     line = "scoring_server.error_handlers: The model raised ValueError: negative x: -2.0 [request_id=quote-me-42]\n"
     assert line + "Traceback (most recent call last):" in output, output[-3000:]
     assert 'sleepy_model.py", line' in output[output.index(line):]  # the model's own frame
+
+
+def test_new_ids_differ_across_forked_workers_and_ignore_a_models_random_seed():
+    import os
+    import random
+
+    from scoring_server.monitoring.request_ids import new_request_id
+
+    def child_id() -> str:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a forked worker
+            os.write(write, new_request_id().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            return pipe.read()
+
+    ids = {child_id(), child_id(), new_request_id()}
+    assert len(ids) == 3 and all(len(i) == 32 for i in ids)
+    random.seed(7)
+    first = new_request_id()
+    random.seed(7)
+    assert new_request_id() != first
