@@ -30,5 +30,20 @@ class UntrustedTypesError(ModelLoadError):
         self.public_message = "the model's skops file needs types the server does not trust"
 
 
+class UntrustedSkopsTypesError(ValueError):
+    """``save_model(..., serialization_format="skops")`` for an estimator made of types skops does
+    not trust by default (trees, forests, boosting): refused at save time, as MLflow does."""
+
+    def __init__(self, types: Iterable[str]) -> None:
+        self.types = sorted(types)
+        listed = ", ".join(repr(t) for t in self.types)
+        super().__init__(
+            f"the sklearn model references types skops does not trust by default: {listed}. If you are "
+            f"sure loading these types is safe, pass skops_trusted_types=[{listed}] to save_model (and "
+            f"grant them to the server with --skops-trusted-types {','.join(self.types)}), or save it with "
+            "serialization_format='cloudpickle'."
+        )
+
+
 class FlavorPluginError(ModelLoadError):
     """A flavor plug-in registered under the ``scoring_server.flavors`` entry point is broken."""

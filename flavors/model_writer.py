@@ -6,13 +6,16 @@ The layout matches what MLflow 3 writes: ``MLmodel``, ``conda.yaml``, ``python_e
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import logging
 import platform
 import uuid
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,13 +23,15 @@ import yaml
 
 from flavors.json_values import json_default
 from flavors.mlmodel import ModelMetadata, read_mlmodel, write_mlmodel
-from flavors.signature import ModelSignature
+from flavors.signature import AnyType, ColSpec, ModelSignature, Schema, infer_param_schema, infer_schema
 
 CONDA_FILE = "conda.yaml"
 PYTHON_ENV_FILE = "python_env.yaml"
 REQUIREMENTS_FILE = "requirements.txt"
 EXAMPLE_FILE = "input_example.json"
 SERVING_EXAMPLE_FILE = "serving_input_example.json"
+
+_log = logging.getLogger(__name__)
 
 
 def prepare_model_dir(path: str | Path) -> Path:
@@ -49,15 +54,26 @@ def pinned(*distributions: str) -> list[str]:
     return sorted(_pin(name) for name in distributions)
 
 
+def split_example(example: Any) -> tuple[Any, dict | None]:
+    """``(data, params)`` of an input example: a ``(data, params_dict)`` pair carries params, as in MLflow."""
+    if isinstance(example, tuple) and len(example) == 2 and isinstance(example[1], dict):
+        return example
+    return example, None
+
+
 def save_input_example(model_dir: Path, example: Any) -> dict | None:
     """Write the example files for ``example``; returns ``saved_input_example_info`` (None if no example).
 
     A DataFrame is stored split-oriented (``dataframe_split`` request), a numpy array or dict of
     arrays as ``{"inputs": ...}`` (``ndarray``), anything else JSON-able as is (``json_object``).
+    Params of a ``(data, params)`` example go under ``params`` in both files, as MLflow writes them.
     """
     if example is None:
         return None
+    example, params = split_example(example)
     data, serving, info = _encode_example(example)
+    if params:
+        data, serving, info = {"inputs": data, "params": params}, {**serving, "params": params}, {**info, "params": "true"}
     try:
         example_json = json.dumps(data, default=json_default)
         serving_json = json.dumps(serving, default=json_default, indent=2)
@@ -66,6 +82,36 @@ def save_input_example(model_dir: Path, example: Any) -> dict | None:
     (model_dir / EXAMPLE_FILE).write_text(example_json, encoding="utf-8")
     (model_dir / SERVING_EXAMPLE_FILE).write_text(serving_json, encoding="utf-8")
     return {"artifact_path": EXAMPLE_FILE, "serving_input_path": SERVING_EXAMPLE_FILE, **info}
+
+
+def resolve_signature(
+    signature: ModelSignature | Literal[False] | None, example: Any, predict: Callable[[Any, dict | None], Any]
+) -> ModelSignature | None:
+    """The signature to write: the one given, none for ``False`` (MLflow's opt-out), else inferred
+    from the input example (and ``predict``'s answer to it) as MLflow's save does."""
+    if signature is False:
+        return None
+    if signature is not None or example is None:
+        return signature
+    data, params = split_example(copy.deepcopy(example))
+    try:
+        inputs = infer_schema(data)
+        param_schema = infer_param_schema(params) if params else None
+        prediction = predict(data, params)
+    except Exception as exc:  # MLflow saves the model without a signature, and warns
+        _log.warning("could not infer the model signature from the input example: %s: %s", type(exc).__name__, exc)
+        return None
+    return ModelSignature(inputs, _output_schema(prediction, inputs), param_schema)
+
+
+def _output_schema(prediction: Any, inputs: Schema) -> Schema:
+    """Rows of a column-based model's 1-D answer are one column; an answer with no type is ``any``."""
+    if not inputs.is_tensor_spec and isinstance(prediction, np.ndarray) and prediction.ndim == 1:
+        prediction = pd.Series(prediction)
+    try:
+        return infer_schema(prediction)
+    except Exception:  # as MLflow: the output schema is then Any
+        return Schema((ColSpec(AnyType()),))
 
 
 def write_model(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import inspect
 import logging
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from flavors.base import Capabilities, takes_params
 from flavors.code_model import load_code_model
@@ -21,7 +21,9 @@ from flavors.errors import ModelLoadError
 from flavors.mlflow_aliases import dump_python_model, load_pickle
 from flavors.mlmodel import MLMODEL_FILE, ModelMetadata
 from flavors.policy import CLOUDPICKLE, CODE, DEFAULT_POLICY, LoadingPolicy
-from flavors.model_writer import pinned, prepare_model_dir, pyfunc_section, save_input_example, write_model
+from flavors.model_writer import (
+    pinned, prepare_model_dir, pyfunc_section, resolve_signature, save_input_example, write_model,
+)
 from flavors.python_model import FunctionModel, PythonModel, PythonModelContext
 from flavors.signature import ModelSignature
 
@@ -148,7 +150,7 @@ def save_model(
     python_model: PythonModel | str | Path,
     artifacts: Mapping[str, str | Path] | None = None,
     code_paths: Iterable[str | Path] | None = None,
-    signature: ModelSignature | None = None,
+    signature: ModelSignature | Literal[False] | None = None,
     input_example: Any = None,
     pip_requirements: list[str] | None = None,
     model_config: dict | None = None,
@@ -160,14 +162,17 @@ def save_model(
     ``python_model`` is a PythonModel instance (cloudpickled) or the path of a models-from-code
     ``.py`` file (copied, and run once now to check that it calls ``set_model``).
     ``artifacts`` maps names to local files or directories, copied into ``artifacts/``; at load
-    time ``context.artifacts`` maps the same names to their absolute paths. ``pip_requirements``
+    time ``context.artifacts`` maps the same names to their absolute paths. Without a
+    ``signature``, one is inferred from ``input_example`` (or a ``(data, params)`` pair) and the
+    model's answer to it, as MLflow does; ``signature=False`` saves none. ``pip_requirements``
     replaces the default requirements (the installed cloudpickle, numpy and pandas).
     ``baseline_data`` (a DataFrame of training rows) adds the drift baseline (``baseline.json``).
     """
     model_dir = prepare_model_dir(path)
+    model = python_model
     if isinstance(python_model, (str, Path)):
         code_file = Path(python_model)
-        load_code_model(code_file)
+        model = load_code_model(code_file)
         shutil.copy2(code_file, model_dir / code_file.name)
         pyfunc = pyfunc_section(CODE_MODEL_LOADER_MODULE, model_code_path=code_file.name)
     elif isinstance(python_model, PythonModel):
@@ -184,7 +189,7 @@ def save_model(
         model_dir,
         {FLAVOR_NAME: pyfunc},
         requirements=pinned("cloudpickle", "numpy", "pandas") if pip_requirements is None else list(pip_requirements),
-        signature=signature,
+        signature=resolve_signature(signature, input_example, _example_predict(model, model_dir, pyfunc)),
         example_info=save_input_example(model_dir, input_example),
         metadata=metadata,
     )
@@ -194,6 +199,17 @@ def save_model(
 
     save_baseline(model_dir, baseline_data)
     return saved
+
+
+def _example_predict(model: Any, model_dir: Path, conf: dict) -> Callable[[Any, dict | None], Any]:
+    """Calls the model as it will be served (context loaded first), for inferring its signature."""
+    def predict(data: Any, params: dict | None) -> Any:
+        python_model = model if callable(getattr(model, "predict", None)) else FunctionModel(model)
+        context = PythonModelContext(_artifact_paths(model_dir, conf), conf.get("config") or {})
+        with model_code(model_dir, conf.get("code")):
+            _load_context(python_model, context, model_dir)
+        return PythonModelPredictor(python_model, context).predict(data, params)
+    return predict
 
 
 def _copy_artifacts(artifacts: Mapping[str, str | Path], model_dir: Path) -> dict:

@@ -136,10 +136,9 @@ class TensorSpec:
     name: str | None = None
 
     def to_dict(self) -> dict:
-        out: dict[str, Any] = {"type": "tensor", "tensor-spec": {"dtype": str(self.dtype), "shape": list(self.shape)}}
-        if self.name is not None:
-            out["name"] = self.name
-        return out
+        # MLflow writes the dtype's name ("str", not "<U0") and the name first.
+        named = {"name": self.name} if self.name is not None else {}
+        return {**named, "type": "tensor", "tensor-spec": {"dtype": self.dtype.name, "shape": list(self.shape)}}
 
 
 @dataclass(frozen=True)
@@ -303,71 +302,237 @@ def _load_json_list(text: str, where: str) -> list:
 
 
 # --- inference from example data (used by the save API) ---------------------------------
+# A port of MLflow 3's ``mlflow.types.utils._infer_schema`` and ``_infer_param_schema``, so that a
+# model saved here with an input example gets the signature MLflow's own save would write.
+
+
+class SignatureInferenceError(ValueError):
+    """The example data has no MLflow type (mixed types in a list, an unsupported object, ...)."""
+
 
 def infer_signature(model_input: Any, model_output: Any = None, params: dict | None = None) -> ModelSignature:
     """Infer a signature from example input, output and params, as MLflow's ``infer_signature`` does."""
     return ModelSignature(
         inputs=infer_schema(model_input),
         outputs=infer_schema(model_output) if model_output is not None else None,
-        params=_infer_param_schema(params) if params else None,
+        params=infer_param_schema(params) if params else None,
     )
 
 
 def infer_schema(data: Any) -> Schema:
-    """A column schema for DataFrames and dicts of columns, a tensor schema for arrays."""
-    if isinstance(data, pd.Series):
-        return Schema((ColSpec(_infer_column_type(data), None if data.name is None else str(data.name)),))
-    if isinstance(data, pd.DataFrame):
-        return Schema(tuple(ColSpec(_infer_column_type(data[c]), str(c)) for c in data.columns))
-    if isinstance(data, dict) and not all(isinstance(v, np.ndarray) for v in data.values()):
-        frame = pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in data.items()})
-        return infer_schema(frame)
+    """The schema MLflow infers for ``data``: tensors for arrays, columns for everything else."""
+    if isinstance(data, list) and not data:  # MLflow < 2.9 compatibility, kept by MLflow 3
+        return Schema((ColSpec(ScalarType("string")),))
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return _records_schema(data)
+    if isinstance(data, dict) and data and all(isinstance(v, np.ndarray) for v in data.values()):
+        return Schema(tuple(_tensor_spec(array, name) for name, array in data.items()))
     if isinstance(data, dict):
-        return Schema(tuple(TensorSpec(v.dtype, (-1, *v.shape[1:]), k) for k, v in data.items()))
-    array = np.asarray(data)
-    if array.dtype.kind in "OU":
-        return Schema((ColSpec(_infer_column_type(pd.Series(array.ravel())), None),))
-    return Schema((TensorSpec(array.dtype, (-1, *array.shape[1:])),))
+        if not all(isinstance(key, str) for key in data):
+            raise SignatureInferenceError("the dictionary keys are not all strings")
+        return Schema(tuple(ColSpec(_colspec_type(v), name, _required(v)) for name, v in data.items()))
+    if isinstance(data, pd.Series):
+        return Schema((ColSpec(_column_type(data), data.name, _required(data)),))
+    if isinstance(data, pd.DataFrame):
+        return Schema(tuple(ColSpec(_column_type(data[c]), c, _required(data[c])) for c in data.columns))
+    if isinstance(data, np.ndarray):
+        return Schema((_tensor_spec(data),))
+    if isinstance(data, list):
+        return Schema((ColSpec(_colspec_type(data).items),))
+    return Schema((ColSpec(_colspec_type(data)),))
 
 
-_KIND_TO_TYPE = {"b": "boolean", "f": "double", "M": "datetime", "S": "binary"}
+def _records_schema(records: list[dict]) -> Schema:
+    """Columns of a list of dicts; a column missing or null in some record is not required."""
+    columns: dict[Any, list] = {}
+    for record in records:
+        for key, value in record.items():
+            columns.setdefault(key, []).append(value)
+    return Schema(tuple(
+        ColSpec(_colspec_type(values).items, name, all(r.get(name) is not None for r in records))
+        for name, values in columns.items()
+    ))
 
 
-def _infer_column_type(column: pd.Series) -> DataType:
-    dtype = column.dtype
-    if dtype.kind == "i" or dtype.kind == "u":
-        return ScalarType("integer" if dtype.itemsize <= 4 else "long")
-    if dtype.kind == "f":
-        return ScalarType("float" if dtype.itemsize <= 4 else "double")
-    if dtype.kind in _KIND_TO_TYPE:
-        return ScalarType(_KIND_TO_TYPE[dtype.kind])
-    values = column.dropna()
-    if len(values) and all(isinstance(v, (bytes, bytearray)) for v in values):
-        return ScalarType("binary")
-    return ScalarType("string")
+def _tensor_spec(array: np.ndarray, name: str | None = None) -> TensorSpec:
+    """Any number of rows; strings and bytes without their length (MLflow's ``clean_tensor_type``)."""
+    dtype = {"U": np.dtype("str"), "S": np.dtype("bytes")}.get(array.dtype.char, array.dtype)
+    return TensorSpec(dtype, (-1, *array.shape[1:]), name)
 
 
-def _infer_param_schema(params: dict) -> ParamSchema:
+def _is_missing(value: Any) -> bool:
+    if isinstance(value, float):
+        return bool(np.isnan(value))
+    return value is None or value is pd.NA or value is pd.NaT
+
+
+def _required(value: Any) -> bool:
+    if isinstance(value, (list, pd.Series)):
+        return not any(_is_missing(v) for v in value)
+    return not _is_missing(value)
+
+
+def _colspec_type(data: Any) -> DataType:
+    kind = _infer_datatype(data)
+    if kind is None:
+        raise SignatureInferenceError(f"cannot infer a type from an empty array: {data!r}")
+    return kind
+
+
+def _column_type(column: pd.Series) -> DataType:
+    if column.dtype.kind == "O":
+        column = column.infer_objects()
+    if column.dtype.kind != "O":
+        return _numpy_type(column.dtype)
+    try:
+        return _colspec_type(column.to_list()).items
+    except SignatureInferenceError:
+        if pd.api.types.is_string_dtype(column):
+            return ScalarType("string")
+        raise
+
+
+def _numpy_type(dtype: Any) -> ScalarType:
+    """The MLflow type of a numpy dtype or pandas extension dtype."""
+    kind, size = dtype.kind, dtype.itemsize
+    if kind == "b":
+        return ScalarType("boolean")
+    if kind in "iu" and (size < 4 or (kind == "i" and size == 4)):
+        return ScalarType("integer")
+    if kind in "iu" and (size < 8 or (kind == "i" and size == 8)):
+        return ScalarType("long")
+    if kind == "f" and size <= 8:
+        return ScalarType("float" if size <= 4 else "double")
+    names = {"U": "string", "S": "binary", "M": "datetime"}
+    if kind in names:
+        return ScalarType(names[kind])
+    raise SignatureInferenceError(f"unsupported numpy data type {dtype}")
+
+
+def _infer_datatype(data: Any) -> DataType | None:
+    """None, NaN, ``[]`` and ``{}`` are ``any``; an empty numpy array has no type (None)."""
+    if _is_missing(data) or (isinstance(data, (list, dict)) and not data):
+        return AnyType()
+    if isinstance(data, dict):
+        properties = []
+        for key, value in data.items():
+            kind = _infer_datatype(value)
+            if kind is None:
+                raise SignatureInferenceError("a dictionary value must not be an empty numpy array")
+            properties.append(Property(key, kind, not isinstance(kind, AnyType)))
+        return ObjectType(tuple(sorted(properties, key=lambda p: p.name)))
+    if isinstance(data, (list, np.ndarray)):
+        return _array_type(data)
+    return _scalar_type(data)
+
+
+def _array_type(items: Any) -> ArrayType | None:
+    """The type of a homogeneous list; items of undetermined type are skipped."""
+    result: DataType | None = None
+    for item in items:
+        kind = _infer_datatype(item)
+        if kind is None:
+            continue
+        if result is None:
+            result = kind
+        elif isinstance(result, ScalarType):
+            if not isinstance(kind, AnyType) and kind != result:
+                raise SignatureInferenceError("a list or array mixes types; every item must have the same type")
+        else:
+            result = _merge(result, kind)
+    return None if result is None else ArrayType(result)
+
+
+def _merge(first: DataType, second: DataType) -> DataType:
+    """The type of items seen as ``first`` and then ``second`` (as MLflow's ``_merge`` methods)."""
+    if isinstance(first, AnyType):
+        return second if isinstance(second, AnyType) else _optional(second)
+    if isinstance(second, AnyType):
+        return _optional(first)
+    if first == second:
+        return first
+    if isinstance(first, ArrayType) and isinstance(second, ArrayType):
+        if isinstance(first.items, ScalarType) and not isinstance(second.items, AnyType):
+            raise SignatureInferenceError(f"incompatible array types {first} and {second}")
+        return first if isinstance(first.items, ScalarType) else ArrayType(_merge(first.items, second.items))
+    if isinstance(first, ObjectType) and isinstance(second, ObjectType):
+        return _merge_objects(first, second)
+    raise SignatureInferenceError(f"a list or array mixes types {first} and {second}")
+
+
+def _optional(kind: DataType) -> DataType:
+    """Objects merged with ``any``: every property becomes optional."""
+    if isinstance(kind, ObjectType):
+        return ObjectType(tuple(Property(p.name, p.type, False) for p in kind.properties))
+    return kind
+
+
+def _merge_objects(first: ObjectType, second: ObjectType) -> ObjectType:
+    """Properties of both; one present in only one of them, or optional in either, is optional."""
+    theirs = {p.name: p for p in second.properties}
+    ours = {p.name: p for p in first.properties}
+    merged = [
+        Property(name, _merge(ours[name].type, theirs[name].type), ours[name].required and theirs[name].required)
+        if name in ours and name in theirs
+        else Property(name, (ours.get(name) or theirs[name]).type, False)
+        for name in sorted(ours.keys() | theirs.keys())
+    ]
+    return ObjectType(tuple(merged))
+
+
+_PYTHON_SCALAR_TYPES: dict[type, str] = {
+    bool: "boolean", np.bool_: "boolean", int: "long", np.int64: "long", np.int32: "integer",
+    float: "double", np.float64: "double", np.float32: "float", str: "string", np.str_: "string",
+    bytes: "binary", np.bytes_: "binary", bytearray: "binary",
+}
+
+
+def _scalar_type(value: Any) -> ScalarType:
+    name = _PYTHON_SCALAR_TYPES.get(type(value))
+    if name:
+        return ScalarType(name)
+    if isinstance(value, (_dt.date, np.datetime64, pd.Timestamp)):
+        return ScalarType("datetime")
+    raise SignatureInferenceError(f"{value!r} ({type(value).__name__}) is not one of MLflow's data types")
+
+
+def infer_param_schema(params: dict) -> ParamSchema:
+    """Params as MLflow infers them: scalars, 1-D lists (shape ``[-1]``) and dicts; None is refused."""
+    if not isinstance(params, dict):
+        raise SignatureInferenceError(f"params must be a dict, got {type(params).__name__}")
     return ParamSchema(tuple(_infer_param(name, value) for name, value in params.items()))
 
 
 def _infer_param(name: str, value: Any) -> ParamSpec:
     if isinstance(value, (list, np.ndarray)):
-        items = list(value)
-        return ParamSpec(name, _scalar_type_of(items[0] if items else ""), items, (-1,))
-    return ParamSpec(name, _scalar_type_of(value), value, None)
+        if _depth(value) != 1:
+            raise SignatureInferenceError(f"param {name!r}: expected a scalar or a 1-D list, got {_depth(value)}-D")
+        if all(_is_datetime(v) for v in value):  # an empty list too, as in MLflow
+            return ParamSpec(name, ScalarType("datetime"), [_json_scalar(v) for v in value], (-1,))
+        return ParamSpec(name, _numpy_type(np.array(value).dtype), [_json_scalar(v) for v in value], (-1,))
+    if _is_datetime(value):
+        return ParamSpec(name, ScalarType("datetime"), _json_scalar(value), None)
+    if np.isscalar(value):
+        return ParamSpec(name, _numpy_type(np.array(value).dtype), _json_scalar(value), None)
+    raise SignatureInferenceError(f"param {name!r}: expected a scalar or a 1-D list, got {type(value).__name__}")
 
 
-def _scalar_type_of(value: Any) -> ScalarType:
-    if isinstance(value, bool):
-        return ScalarType("boolean")
-    if isinstance(value, (int, np.integer)):
-        return ScalarType("long")
-    if isinstance(value, (float, np.floating)):
-        return ScalarType("double")
-    if isinstance(value, (bytes, bytearray)):
-        return ScalarType("binary")
-    if isinstance(value, (_dt.date, np.datetime64)):
-        return ScalarType("datetime")
-    return ScalarType("string")
+def _depth(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.ndim
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
+
+def _is_datetime(value: Any) -> bool:
+    return isinstance(value, (_dt.date, np.datetime64, pd.Timestamp))
+
+
+def _json_scalar(value: Any) -> Any:
+    """A default as MLflow writes it: datetimes in ISO format, numpy scalars as Python values."""
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value.item() if isinstance(value, np.generic) else value

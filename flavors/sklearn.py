@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cloudpickle
 import numpy as np
@@ -18,11 +18,13 @@ import pandas as pd
 
 from flavors.base import ArrayInput, Capabilities
 from flavors.code_paths import copy_code_paths, model_code
-from flavors.errors import ModelLoadError, UntrustedTypesError
+from flavors.errors import ModelLoadError, UntrustedSkopsTypesError, UntrustedTypesError
 from flavors.mlflow_aliases import load_pickle
 from flavors.mlmodel import ModelMetadata
 from flavors.policy import DEFAULT_POLICY, SKOPS, LoadingPolicy
-from flavors.model_writer import pinned, prepare_model_dir, pyfunc_section, save_input_example, write_model
+from flavors.model_writer import (
+    pinned, prepare_model_dir, pyfunc_section, resolve_signature, save_input_example, write_model,
+)
 from flavors.signature import ModelSignature
 
 FLAVOR_NAME = "sklearn"
@@ -170,7 +172,7 @@ def save_model(
     path: str | Path,
     *,
     serialization_format: str = "cloudpickle",
-    signature: ModelSignature | None = None,
+    signature: ModelSignature | Literal[False] | None = None,
     input_example: Any = None,
     pip_requirements: list[str] | None = None,
     predict_fn: str = "predict",
@@ -181,20 +183,24 @@ def save_model(
 ) -> ModelMetadata:
     """Save a fitted estimator as an MLflow-format model directory that MLflow can load too.
 
-    ``pip_requirements`` replaces the default requirements (the installed scikit-learn, numpy,
+    Without a ``signature``, one is inferred from ``input_example`` (a DataFrame, array, dict or
+    list, or a ``(data, params)`` pair) and the estimator's ``predict`` answer to it, as MLflow
+    does; ``signature=False`` saves none. ``pip_requirements`` replaces the default requirements (the installed scikit-learn, numpy,
     pandas, scipy and the serializer). ``skops_trusted_types`` lists the non-default types a
     skops file contains, in MLmodel, as MLflow writes it: loading never trusts that list, the
     loader's :class:`~flavors.policy.LoadingPolicy` must grant them (and a model listing types
-    it does not grant is refused). ``code_paths`` files/directories are copied into ``code/``.
+    it does not grant is refused). As in MLflow, a skops model needing types that are neither
+    trusted by skops nor listed there is refused before anything is written. ``code_paths`` files/directories are copied into ``code/``.
     ``baseline_data`` (a DataFrame of training rows) adds the drift baseline (``baseline.json``).
     """
     if serialization_format not in SERIALIZATION_FORMATS:
         raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}, got {serialization_format!r}")
     if not callable(getattr(sk_model, predict_fn, None)):
         raise ValueError(f"{type(sk_model).__name__} has no method {predict_fn!r}")
+    serialized = _serialize(sk_model, serialization_format, skops_trusted_types)
     model_dir = prepare_model_dir(path)
     model_file = "model.skops" if serialization_format == "skops" else "model.pkl"
-    _dump_estimator(sk_model, model_dir / model_file, serialization_format)
+    (model_dir / model_file).write_bytes(serialized)
     code = copy_code_paths(code_paths, model_dir)
     example_info = save_input_example(model_dir, input_example)
     pyfunc = pyfunc_section(LOADER_MODULE, model_path=model_file, predict_fn=predict_fn)
@@ -214,7 +220,8 @@ def save_model(
         requirements=pinned("scikit-learn", "numpy", "pandas", "scipy", *serializer)
         if pip_requirements is None
         else list(pip_requirements),
-        signature=signature,
+        # MLflow infers the output from predict() whatever predict_fn is.
+        signature=resolve_signature(signature, input_example, lambda data, params: sk_model.predict(data)),
         example_info=example_info,
         metadata=metadata,
     )
@@ -226,11 +233,15 @@ def save_model(
     return saved
 
 
-def _dump_estimator(sk_model: Any, path: Path, serialization_format: str) -> None:
-    if serialization_format == "skops":
-        import skops.io
+def _serialize(sk_model: Any, serialization_format: str, skops_trusted_types: list[str] | None) -> bytes:
+    if serialization_format != SKOPS:
+        # The default protocol, as MLflow: cloudpickle's newest one may not load in older Pythons.
+        return (cloudpickle if serialization_format == "cloudpickle" else pickle).dumps(
+            sk_model, protocol=pickle.DEFAULT_PROTOCOL)
+    import skops.io
 
-        skops.io.dump(sk_model, path)
-        return
-    with open(path, "wb") as f:
-        (cloudpickle if serialization_format == "cloudpickle" else pickle).dump(sk_model, f)
+    serialized = skops.io.dumps(sk_model)
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=serialized)) - set(skops_trusted_types or ()))
+    if untrusted:
+        raise UntrustedSkopsTypesError(untrusted)
+    return serialized

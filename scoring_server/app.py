@@ -19,7 +19,7 @@ from .error_handlers import register_error_handlers
 from .monitoring import Observers
 from .monitoring.install import install_monitoring
 from .pipeline import BatchingPolicy, Scorer
-from .routes import health, models, openapi, scoring
+from .routes import health, models, openapi, scoring, slashes
 from .security import auth, cors
 from .serving_input_check import check_serving_input_example
 
@@ -44,6 +44,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     app.register_blueprint(health.blueprint)
     app.register_blueprint(scoring.blueprint)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(slashes.blueprint)
     register_error_handlers(app)
     cors.install(app, config)  # first: a listed origin's preflight needs no key
     auth.install(app, config)  # API keys and scopes, before any model is loaded
@@ -77,7 +78,9 @@ def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> N
         _logger.info("Loading model %s", config.model_uri)
         model, identity = load_served_model(config.model_uri, config.registry_uri, loading_policy(config),
                                             observers=app.extensions["observers"])
-        _logger.info("Loaded model %s version %s (flavor %s)", identity.name, identity.version, model.flavor)
+        version = f" version {identity.version}" if identity.version else ""
+        _logger.info("Loaded model %s%s (flavor %s) from %s", identity.name, version, model.flavor,
+                     model.metadata.path)
     else:
         raise ValueError("no model to serve: set model_uri (-m URI or SCORING_SERVER_MODEL_URI)")
     slot = ModelSlot(_scorer(app, config, model, identity), app.extensions["observers"])

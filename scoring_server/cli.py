@@ -9,6 +9,7 @@ commands that need them, so ``--help`` and the registry commands start fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 _CONTEXT = {"help_option_names": ["--help"]}
 _BATCH_TYPES = {"json": content_types.JSON, "csv": content_types.CSV, "parquet": content_types.PARQUET}
+_MODEL_URI_HELP = "Model directory, file:// URI or models:/NAME/VERSION (also /STAGE, @ALIAS, /latest) registry URI."
+#: The values of MLflow's ``--env-manager``; only ``local`` is built here.
+_ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
 @click.group(context_settings=_CONTEXT)
@@ -58,14 +62,50 @@ def _option_help(key: ConfigKey) -> str:
     return f"{key.help} [{default}env: {key.env}]"
 
 
+def _mlflow_environment_options(command: Callable) -> Callable:
+    """The environment flags of ``mlflow models serve``/``predict`` (``--enable-mlserver``: MLflow 1.x), so that
+    commands typed with MLflow habits get an answer about them rather than "No such option"."""
+    options = [
+        click.option("--env-manager", type=click.Choice(_ENV_MANAGERS), default="local", show_default=True,
+                     help="Where the model runs: local, this Python environment (install the model's "
+                          "requirements.txt into it). conda, virtualenv and uv are not built yet."),
+        click.option("--no-conda", is_flag=True, help="MLflow 1.x's --env-manager local: what this server does."),
+        click.option("--install-mlflow", is_flag=True,
+                     help="No effect: no environment is built, and serving needs no MLflow."),
+        click.option("--enable-mlserver", is_flag=True,
+                     help="MLflow 1.x's MLServer (v2 inference protocol): not available, refused."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _check_mlflow_environment(env_manager: str, no_conda: bool, install_mlflow: bool, enable_mlserver: bool) -> None:
+    """Refuse in one line what cannot be honoured; say in one line why an honoured flag changes nothing."""
+    if enable_mlserver:
+        raise click.ClickException("--enable-mlserver: MLServer and its v2 inference protocol are not available; "
+                                   "this server answers MLflow's /invocations protocol")
+    if env_manager != "local":
+        raise click.ClickException(f"--env-manager {env_manager}: building {env_manager} environments is not "
+                                   "supported yet; install the model's requirements into this Python environment "
+                                   "and use --env-manager local (the default)")
+    if no_conda:
+        click.echo("--no-conda: the model runs in this Python environment, as with --env-manager local", err=True)
+    if install_mlflow:
+        click.echo("--install-mlflow: ignored, no environment is built and serving needs no MLflow", err=True)
+
+
 @main.command(context_settings=_CONTEXT)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
               help=f"YAML configuration file (docs/configuration.md) [env: {CONFIG_ENV}].")
 @_config_options
-def serve(config_path: str | None, **options: Any) -> None:
+@_mlflow_environment_options
+def serve(config_path: str | None, env_manager: str, no_conda: bool, install_mlflow: bool, enable_mlserver: bool,
+          **options: Any) -> None:
     """Serve a model on /invocations with gunicorn; /ping answers once it is loaded."""
     from .monitoring.request_ids import RequestIdFormatter
 
+    _check_mlflow_environment(env_manager, no_conda, install_mlflow, enable_mlserver)
     config = _config(config_path, options)
     handler = logging.StreamHandler()
     handler.setFormatter(RequestIdFormatter(_LOG_FORMAT))  # a request's lines end with its ID
@@ -81,30 +121,39 @@ def _serve(config: ServerConfig) -> None:
     from .monitoring.multiprocess import create_server_directory
     from .registry import RegistryError
     from .security.keys import KeysError
-    from .server import run
+    from .server import answering_while_loading, bind_listener, run
     from .serving_input_check import ServingInputCheckError
 
+    try:
+        listener = bind_listener(config)  # first: a port in use is said before a long model load
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: {reason}") from None
     create_server_directory()  # before the model loads: its load is counted
     try:
-        app = create_app(config)
+        with answering_while_loading(listener, config):
+            app = create_app(config)
     except (ServingInputCheckError, KeysError, ConfigError) as exc:
         raise click.ClickException(f"refusing to serve: {exc}") from None
     except (ModelLoadError, RegistryError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {config.model_uri!r}: {exc}") from None
-    run(app, config)
+    run(app, config, listener)
 
 
 @main.command(context_settings=_CONTEXT)
-@click.option("-m", "--model-uri", required=True, help="Model directory or file:// URI.")
+@click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
 @click.option("-i", "--input-path", type=click.Path(exists=True, dir_okay=False), help="Input file (default stdin).")
 @click.option("-o", "--output-path", type=click.Path(dir_okay=False), help="Output file (default stdout).")
 @click.option("-t", "--content-type", type=click.Choice(sorted(_BATCH_TYPES)), default="json", show_default=True,
               help="Format of the input.")
-def predict(model_uri: str, input_path: str | None, output_path: str | None, content_type: str) -> None:
+@_mlflow_environment_options
+def predict(model_uri: str, input_path: str | None, output_path: str | None, content_type: str, env_manager: str,
+            no_conda: bool, install_mlflow: bool, enable_mlserver: bool) -> None:
     """Score a file (or stdin) exactly as the server would, writing {"predictions": ...}."""
     from .errors import ScoringError
     from .pipeline import Scorer
 
+    _check_mlflow_environment(env_manager, no_conda, install_mlflow, enable_mlserver)
     model = _load(model_uri)
     body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
     try:
@@ -118,7 +167,7 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
 
 
 @main.command(context_settings=_CONTEXT)
-@click.option("-m", "--model-uri", required=True, help="Model directory or file:// URI.")
+@click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
 def validate(model_uri: str) -> None:
     """Score the model's saved serving input example through the full server path."""
     from .pipeline import Scorer

@@ -3,11 +3,10 @@
 The rules are MLflow's: the media type is matched case-sensitively, ``charset`` must be UTF-8
 (case-insensitive value, no quotes) and any other parameter is refused, each with a 415.
 ``application/csv`` is accepted as an alias of ``text/csv``, as MLflow's documentation shows.
-MLflow 1.x clients may add a ``format=`` parameter; a protocol that accepts it says which values.
+MLflow 1.x clients are negotiated by their own, looser rules (``protocols/mlflow1.py``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ScoringError, unsupported_media_type
@@ -33,24 +32,15 @@ class Negotiated:
     format: str | None = None
 
 
-def negotiate(content_type: str | None, accepted: tuple[str, ...] = SUPPORTED,
-              unsupported: Callable[[str | None], ScoringError] | None = None,
-              formats: tuple[str, ...] = ()) -> Negotiated:
-    """The media type (aliases resolved) of this body, or a 415.
-
-    ``formats`` are the ``format=`` values allowed (none: the parameter is refused like any
-    other); ``unsupported`` words the 415 for a type or format outside ``accepted``/``formats``.
-    """
-    unsupported = unsupported or _unsupported_type
+def negotiate(content_type: str | None) -> Negotiated:
+    """The media type (aliases resolved) of this body, or a 415."""
     media_type, params = split_content_type(content_type or "")
-    fmt = params.pop("format", None) if formats else None
-    if fmt is not None and fmt not in formats:
-        raise unsupported(content_type)
+    check_charset(params)
     _check_parameters(params)
     media_type = _ALIASES.get(media_type, media_type)
-    if media_type not in accepted:
-        raise unsupported(content_type)
-    return Negotiated(media_type, fmt)
+    if media_type not in SUPPORTED:
+        raise _unsupported_type(content_type)
+    return Negotiated(media_type)
 
 
 def _unsupported_type(content_type: str | None) -> ScoringError:
@@ -60,10 +50,14 @@ def _unsupported_type(content_type: str | None) -> ScoringError:
     )
 
 
-def _check_parameters(params: dict[str, str]) -> None:
-    """Only a UTF-8 ``charset`` is allowed (415 otherwise)."""
+def check_charset(params: dict[str, str]) -> None:
+    """Only UTF-8 bodies (415 otherwise), whatever the generation."""
     if params.get("charset", "utf-8").lower() != "utf-8":
         raise unsupported_media_type("The scoring server only supports UTF-8")
+
+
+def _check_parameters(params: dict[str, str]) -> None:
+    """No parameter but ``charset`` (415 otherwise)."""
     unexpected = sorted(set(params) - {"charset"})
     if unexpected:
         raise unsupported_media_type(

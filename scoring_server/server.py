@@ -6,14 +6,22 @@ and, as with MLflow's command line, wins over the options given here.
 """
 from __future__ import annotations
 
+import json
 import math
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.config import Config
 
 from .config import ServerConfig
 from .monitoring.multiprocess import remove_server_directory
+from .security.tls import server_tls_context
 from .monitoring.multiprocess import worker_exited as monitoring_worker_exited
 
 
@@ -109,6 +117,87 @@ def gunicorn_options(config: ServerConfig) -> dict[str, Any]:
     }
 
 
-def run(app: Flask, config: ServerConfig) -> None:
-    """Serve ``app`` with gunicorn until the master is stopped."""
-    ScoringServerApplication(app, gunicorn_options(config)).run()
+def run(app: Flask, config: ServerConfig, listener: socket.socket | None = None) -> None:
+    """Serve ``app`` with gunicorn until the master is stopped, on ``listener`` when one was bound first."""
+    options = gunicorn_options(config)
+    if listener is not None:
+        options["bind"] = f"fd://{listener.detach()}"  # gunicorn owns (and closes) the descriptor from here
+    ScoringServerApplication(app, options).run()
+
+
+#: The answer to every request while the model loads: a load balancer or readiness probe sees "not ready yet".
+_LOADING_BODY = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE",
+                            "message": "The model is loading; retry shortly."}).encode()
+_LOADING_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+                   % (len(_LOADING_BODY), _LOADING_BODY))
+_LISTEN_BACKLOG = 2048  # gunicorn's default
+
+
+def bind_listener(config: ServerConfig) -> socket.socket | None:
+    """The listening socket, bound before the model loads: a port in use fails at once, in one line (``OSError``),
+    and the port answers while loading. None when ``GUNICORN_CMD_ARGS`` binds elsewhere (it wins)."""
+    if _gunicorn_environment_binds():
+        return None
+    host = config.host.strip("[]")
+    family = socket.getaddrinfo(host, config.port, type=socket.SOCK_STREAM)[0][0]
+    return socket.create_server((host, config.port), family=family, backlog=_LISTEN_BACKLOG)
+
+
+def _gunicorn_environment_binds() -> bool:
+    gunicorn_config = Config()
+    arguments = gunicorn_config.get_cmd_args_from_env()
+    return bool(arguments) and gunicorn_config.parser().parse_args(arguments).bind is not None
+
+
+@contextmanager
+def answering_while_loading(listener: socket.socket | None, config: ServerConfig) -> Iterator[None]:
+    """Answer 503 on ``listener`` from one thread for as long as the block runs (the model loads in it).
+
+    The thread stops before gunicorn takes the socket and forks; connections it did not accept wait in the
+    socket's backlog for gunicorn's workers.
+    """
+    if listener is None:
+        yield
+        return
+    stop = threading.Event()
+    tls = server_tls_context(config)
+    thread = threading.Thread(target=_answer_loading, args=(listener, stop, tls), name="loading-503", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _answer_loading(listener: socket.socket, stop: threading.Event, tls: ssl.SSLContext | None) -> None:
+    listener.settimeout(0.05)  # how long the end of loading waits for this loop at most
+    try:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            _answer_one(connection, tls)
+    finally:
+        listener.settimeout(None)
+
+
+def _answer_one(connection: socket.socket, tls: ssl.SSLContext | None) -> None:
+    """Read the request head (a slow or silent client gets a second), answer 503 and close."""
+    try:
+        connection.settimeout(1.0)
+        if tls is not None:
+            connection = tls.wrap_socket(connection, server_side=True)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+        connection.sendall(_LOADING_ANSWER)
+    except OSError:
+        pass  # the client went away or spoke no TLS: nothing to answer
+    finally:
+        connection.close()

@@ -14,6 +14,19 @@ fi
 if ! command -v prometheus >/dev/null && [ ! -x /usr/bin/prometheus ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
 fi
+# MLflow 1.30.1 in its own virtualenv: the heavy differential test of the legacy protocol
+# (tests/serving/test_differential_mlflow1.py) serves a model it saves.
+if [ ! -x .bench/mlflow130/bin/mlflow ]; then
+  python3 -m venv .bench/mlflow130
+  .bench/mlflow130/bin/python -m pip install --quiet mlflow==1.30.1 'scikit-learn<1.6' 'cloudpickle<3'
+fi
+# MLflow 3.17.2 in its own virtualenv (as scripts/bench.sh makes it): the heavy differential corpus
+# (tests/serving/test_differential_mlflow.py) runs `mlflow models serve` side by side, and
+# tests/flavors/test_saved_models_load_in_mlflow.py loads and re-saves our saved models with it.
+if [ ! -x .bench/mlflow/bin/mlflow ]; then
+  python3 -m venv .bench/mlflow
+  .bench/mlflow/bin/python -m pip install --quiet mlflow==3.17.2 scikit-learn==1.9.1 skops==0.16.0 cloudpickle==3.1.2
+fi
 .venv/bin/python -m pytest "$@"
 # The heavy tests (load and soak, marked `heavy` in setup.cfg) in a second run, so the first stays fast.
 status=0

@@ -174,6 +174,19 @@ class ServerProcess:
         return self.output()
 
 
+def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as it is; the status, headers (lower-cased) and body of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
 def stop_process(process: Any) -> None:
     """SIGTERM ``process`` (a ``subprocess.Popen`` or :class:`ForkedCli`) and wait; SIGKILL it if it
     is still running after 20 s."""

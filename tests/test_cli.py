@@ -6,6 +6,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import pytest
+
 from .conftest import FIXTURES, REPO
 
 IRIS = FIXTURES / "iris"
@@ -250,3 +252,67 @@ def test_old_registry_variable_still_works_with_a_deprecation_warning(tmp_path, 
     assert result.exit_code == 0, result.output
     assert [model.name for model in ModelRegistry(root).list_models()] == ["fraud"]
     assert "SCORING_REGISTRY_URI is deprecated; set SCORING_SERVER_REGISTRY_URI" in caplog.text
+
+
+def test_registry_flag_is_taken_before_the_subcommand(tmp_path):
+    root = tmp_path / "registry"
+    assert run_registry(tmp_path, "--registry", str(root), "create", "fraud", env={}).exit_code == 0
+    listed = run_registry(tmp_path, "--registry", str(root), "list", "--json", env={})
+    assert [model["name"] for model in json.loads(listed.output)] == ["fraud"]
+
+
+def test_reading_a_missing_registry_names_the_root_and_creates_nothing(tmp_path):
+    root = tmp_path / "nowhere"
+    shown = run_registry(tmp_path, "show", "fraud", "--registry", str(root), env={})
+    assert shown.exit_code == 1 and f"the registry {root} does not exist" in shown.stderr
+    listed = run_registry(tmp_path, "list", "--registry", str(root), env={})
+    assert listed.exit_code == 0 and f"No registered models in the registry {root}" in listed.stderr
+    assert not root.exists() and not (tmp_path / "home").exists()
+
+
+def test_an_unknown_model_names_the_registry_searched(tmp_path):
+    root = tmp_path / "registry"
+    assert run_registry(tmp_path, "create", "fraud", "--registry", str(root), env={}).exit_code == 0
+    shown = run_registry(tmp_path, "show", "churn", "--registry", str(root), env={})
+    assert shown.exit_code == 1
+    assert f"registered model 'churn' does not exist in the registry {root}" in shown.stderr
+    predicted = run_cli("predict", "-m", "models:/churn/1", stdin="{}")
+    assert predicted.returncode == 1 and "does not exist" in predicted.stderr and "registry" in predicted.stderr
+
+
+# --- the environment flags of `mlflow models serve` / `predict` ---------------------------------
+
+def test_serve_accepts_mlflow_env_manager_local_and_no_conda(monkeypatch):
+    assert served_config(monkeypatch, "-m", "./model", "--env-manager", "local").model_uri == "./model"
+    assert served_config(monkeypatch, "-m", "./model", "--no-conda", "--install-mlflow").model_uri == "./model"
+
+
+@pytest.mark.parametrize("command", ["serve", "predict"])
+@pytest.mark.parametrize("manager", ["conda", "virtualenv", "uv"])
+def test_environments_not_built_yet_are_refused_in_one_line(command, manager):
+    result = run_cli(command, "-m", str(IRIS), "--env-manager", manager, stdin="{}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --env-manager {manager}: building {manager} environments is not supported yet; install the model's "
+        "requirements into this Python environment and use --env-manager local (the default)"]
+
+
+@pytest.mark.parametrize("command", ["serve", "predict"])
+def test_enable_mlserver_is_refused_in_one_line(command):
+    result = run_cli(command, "-m", str(IRIS), "--enable-mlserver", stdin="{}")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "--enable-mlserver: MLServer" in result.stderr
+
+
+def test_predict_explains_the_mlflow_flags_it_honours():
+    body = json.dumps({"dataframe_split": {"columns": CSV.splitlines()[0].split(","), "data": [[5.1, 3.5, 1.4, 0.2]]}})
+    result = run_cli("predict", "-m", str(IRIS), "--env-manager", "local", "--no-conda", "--install-mlflow", stdin=body)
+    assert result.returncode == 0 and json.loads(result.stdout) == {"predictions": [0]}
+    assert result.stderr.splitlines() == [
+        "--no-conda: the model runs in this Python environment, as with --env-manager local",
+        "--install-mlflow: ignored, no environment is built and serving needs no MLflow"]
+
+
+@pytest.mark.parametrize("command", ["serve", "predict", "validate"])
+def test_model_uri_help_mentions_registry_uris(command):
+    assert "models:/" in run_cli(command, "--help").stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -10,14 +11,34 @@ from ..errors import invalid_input
 from .limits import DecodeLimits, brackets, json_depth_exceeds, too_large
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+_NON_FINITE_LITERAL = re.compile(rb"NaN|Infinity")
 
 
 def parse_json(body: bytes) -> Any:
     """Parse a JSON request body; invalid JSON (or nesting deeper than 1024) is a 400."""
+    text = _as_utf8(body)
     try:
-        return orjson.loads(_as_utf8(body))
+        return orjson.loads(text)
     except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise invalid_input(f"Ensure that input is a valid JSON formatted string. Error: '{exc}'") from None
+        if _NON_FINITE_LITERAL.search(bytes(text) if not isinstance(text, str) else text.encode()):
+            return _parse_with_non_finite_literals(text, exc)
+        raise _invalid_json(exc) from None
+
+
+def _parse_with_non_finite_literals(text: bytes | memoryview | str, orjson_error: Exception) -> Any:
+    """What Python's ``json.dumps`` (and ``requests``' ``json=``) write by default, and MLflow
+    reads: ``NaN``, ``Infinity`` and ``-Infinity`` literals. Only bodies orjson refuses come here,
+    so well-formed JSON keeps the fast parser."""
+    try:
+        return json.loads(bytes(text) if isinstance(text, memoryview) else text)
+    except RecursionError:
+        raise _invalid_json(orjson_error) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid_json(exc) from None
+
+
+def _invalid_json(exc: Exception) -> Exception:
+    return invalid_input(f"Ensure that input is a valid JSON formatted string. Error: '{exc}'")
 
 
 def check_before_parsing(body: bytes, limits: DecodeLimits) -> int:

@@ -29,6 +29,7 @@ LLM_KEYS = ("messages", "prompt", "input")
 PARAMS_KEY = "params"
 _FORMAT_KEY_SET = frozenset(FORMAT_KEYS)
 _LLM_KEY_SET = frozenset(LLM_KEYS)
+_SPLIT_KEYS = frozenset(("data", "columns", "index"))
 
 REQUIRED_INPUT_FORMAT = (
     "The input must be a JSON dictionary with exactly one of the input fields "
@@ -105,7 +106,10 @@ def _check_tensor_size(value: Any, limits: DecodeLimits, input_schema: Schema | 
 
 def decode_dataframe_split(value: Any) -> pd.DataFrame:
     """``{"columns": [...], "data": [[...], ...], "index": [...]?}`` to a DataFrame."""
-    if isinstance(value, dict) and isinstance(value.get("data", []), list):
+    if isinstance(value, dict) and not ("data" in value and value.keys() <= _SPLIT_KEYS):
+        raise invalid_input("Dataframe split format must have 'data' field and optionally 'columns' and 'index' "
+                            f"fields. Got {{{', '.join(map(repr, sorted(value)))}}}.")
+    if isinstance(value, dict) and isinstance(value["data"], list):
         try:
             return pd.DataFrame(data=value.get("data"), columns=value.get("columns"), index=value.get("index"))
         except (ValueError, TypeError) as exc:

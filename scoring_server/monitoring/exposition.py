@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..config import ServerConfig
+from ..security.tls import server_tls_context
 from .metrics import PREFIX, ServerMetrics
 from .multiprocess import server_directory
 
@@ -99,7 +100,7 @@ def serve_metrics_port(app: Flask) -> MetricsPortServer | None:
     config: ServerConfig = app.config["SCORING_SERVER"]
     if not config.metrics or config.metrics_port is None:
         return None
-    tls = _tls_context(config)
+    tls = server_tls_context(config)  # the scoring port's certificate
     server = MetricsPortServer((config.host, config.metrics_port), metrics_port_app(app), tls)
     os.register_at_fork(after_in_child=server.socket.close)  # a worker must not keep the port open
     threading.Thread(target=server.serve_forever, name="metrics-port", daemon=True).start()
@@ -161,12 +162,3 @@ class MetricsPortServer(ThreadingMixIn, WSGIServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         _logger.debug("Metrics port: the connection of %s failed", client_address, exc_info=True)
-
-
-def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
-    """The scoring port's certificate, for the metrics port too."""
-    if not config.certfile:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.certfile, config.keyfile)
-    return context

@@ -22,6 +22,10 @@ MLFLOW1 = "mlflow1"
 LEGACY_FORMATS = ("pandas-records", "pandas-split")
 LEGACY_TYPES = (content_types.CSV, content_types.JSON, content_types.NUMPY_SPLIT)
 SPLIT_KEYS = {"columns", "data", "index"}
+NUMPY_PARSE_ERROR = (
+    "Failed to parse input as a Numpy. Ensure that the input is a valid JSON-formatted Pandas DataFrame with the "
+    "split orient produced using the `pandas.DataFrame.to_json(..., orient='split')` method."
+)
 
 
 class Mlflow1Protocol(WireProtocol):
@@ -32,8 +36,16 @@ class Mlflow1Protocol(WireProtocol):
     accepted = LEGACY_TYPES
 
     def negotiate(self, content_type: str | None) -> Negotiated:
-        """The body's media type and ``format=``; a 415 in 1.x words for anything else."""
-        return content_types.negotiate(content_type, self.accepted, self._unsupported, LEGACY_FORMATS)
+        """The body's media type and ``format=``, by MLflow 1.30's rules: media types matched
+        exactly (no aliases), a UTF-8 ``charset``, ``format=`` (empty: none) only on
+        ``application/json``, any other parameter ignored; a 415 in 1.x words otherwise."""
+        media_type, params = content_types.split_content_type(content_type or "")
+        content_types.check_charset(params)
+        fmt = params.get("format") or None
+        if media_type not in self.accepted or (
+                fmt is not None and (media_type != content_types.JSON or fmt not in LEGACY_FORMATS)):
+            raise self._unsupported(content_type)
+        return Negotiated(media_type, fmt)
 
     def decode(self, body: RequestBody, inputs: ModelInputs) -> DecodedRequest:
         negotiated = self.negotiate(body.content_type)
@@ -62,9 +74,10 @@ def legacy(request: DecodedRequest) -> DecodedRequest:
 def translate_payload(negotiated: Negotiated, payload: Any) -> dict:
     """The 2.x payload a 1.x request stands for (params are not part of 1.x)."""
     if negotiated.media_type == content_types.NUMPY_SPLIT:
-        if not isinstance(payload, dict) or "index" not in payload or "data" not in payload:
-            raise _parse_error("a numpy split-oriented body with 'index' and 'data' keys")
-        return {INPUTS: payload["data"]}
+        # 1.30 builds a DataFrame of it (numpy only in name): index, data and columns all required.
+        if not isinstance(payload, dict) or not SPLIT_KEYS <= set(payload):
+            raise ScoringError(NUMPY_PARSE_ERROR)
+        return {DATAFRAME_SPLIT: {key: payload[key] for key in SPLIT_KEYS}}
     if negotiated.format == "pandas-records" or (negotiated.format is None and isinstance(payload, list)):
         if not isinstance(payload, list):
             raise _parse_error("a JSON list of records (`records` orient)")

@@ -68,7 +68,10 @@ def register(reg: ModelRegistry, name: str, source: str, description: str):
 @_command(registry, "list")
 def list_models(reg: ModelRegistry):
     """List registered models."""
-    return reg.list_models()
+    models = reg.list_models()
+    if not models:
+        click.echo(f"No registered models in the registry {reg.root}", err=True)
+    return models
 
 
 @_command(registry, "show")

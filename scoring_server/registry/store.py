@@ -126,14 +126,27 @@ class SqliteStore:
     """The embedded store: ``<root>/registry.db``; model copies live beside it (see ``ModelRegistry``)."""
 
     def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
+        """Opens an existing registry; a missing one is made by the first write, never by a read."""
+        self.root = root
         self.path = root / "registry.db"
-        with self._connect() as db:
+        self._opened = False
+        if self.exists:
+            self._open()
+
+    def _open(self) -> None:
+        """Make the database if missing, and bring its layout to :data:`SCHEMA_VERSION` (once per store: another
+        process may have made the file, not yet its tables)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             current = db.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            db.close()
+        self._opened = True
         if current > SCHEMA_VERSION:
-            raise RegistryError(f"the registry {root} has layout {current}, newer than this scoring-server reads "
-                                f"({SCHEMA_VERSION}): upgrade scoring-server")
+            raise RegistryError(f"the registry {self.root} has layout {current}, newer than this scoring-server "
+                                f"reads ({SCHEMA_VERSION}): upgrade scoring-server")
         if current < SCHEMA_VERSION:
             self._migrate()
 
@@ -153,8 +166,18 @@ class SqliteStore:
         with self._connect() as db:
             return db.execute("PRAGMA user_version").fetchone()[0]
 
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read; a registry that does not exist is an error naming the root searched."""
+        if not self._opened:
+            if not self.exists:
+                raise RegistryError(f"the registry {self.root} does not exist (give --registry DIR or set "
+                                    "SCORING_SERVER_REGISTRY_URI; the first registration makes it)")
+            self._open()
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
             yield db
@@ -163,7 +186,9 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``BEGIN IMMEDIATE`` serializes writers across processes."""
+        """One write transaction; ``BEGIN IMMEDIATE`` serializes writers across processes. The first makes the registry."""
+        if not self._opened:
+            self._open()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -189,11 +214,13 @@ class SqliteStore:
             row = db.execute("SELECT name, description, tags, created_at, updated_at FROM registered_models "
                              "WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise RegistryError(f"registered model {name!r} does not exist")
+                raise RegistryError(self._no_model(name))
             aliases = dict(db.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,)))
         return RegisteredModel(row[0], row[1], json.loads(row[2]), row[3], row[4], aliases)
 
     def list_models(self) -> list[RegisteredModel]:
+        if not self.exists:  # a server following every registered model may start before the first is
+            return []
         with self._connect() as db:
             names = [row[0] for row in db.execute("SELECT name FROM registered_models ORDER BY name")]
         return [self.get_model(name) for name in names]
@@ -242,6 +269,8 @@ class SqliteStore:
 
     def expire_pending(self, is_stale: Callable[[ModelVersion], bool]) -> list[ModelVersion]:
         """Delete the pending versions ``is_stale`` says were abandoned; return them (their files are the caller's)."""
+        if not self.exists:
+            return []
         with self._connect() as db:  # the usual case, nothing pending, takes no write lock
             if not db.execute("SELECT 1 FROM model_versions WHERE status = ? LIMIT 1", (PENDING,)).fetchone():
                 return []
@@ -256,6 +285,8 @@ class SqliteStore:
 
     def pending_versions(self) -> list[ModelVersion]:
         """Every version whose registration has not completed."""
+        if not self.exists:
+            return []
         with self._connect() as db:
             return [_version(row) for row in db.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
@@ -324,10 +355,12 @@ class SqliteStore:
 
     # --- checks ------------------------------------------------------------------------
 
-    @staticmethod
-    def _require_model(db: sqlite3.Connection, name: str) -> None:
+    def _require_model(self, db: sqlite3.Connection, name: str) -> None:
         if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
-            raise RegistryError(f"registered model {name!r} does not exist")
+            raise RegistryError(self._no_model(name))
+
+    def _no_model(self, name: str) -> str:
+        return f"registered model {name!r} does not exist in the registry {self.root}"
 
     def _require_version(self, db: sqlite3.Connection, name: str, version: int) -> None:
         self._require_model(db, name)

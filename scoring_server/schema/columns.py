@@ -35,8 +35,10 @@ def enforce_column_schema(data: Any, schema: Schema) -> pd.DataFrame:
 
 
 def _already_typed(dtype: np.dtype, spec: ColSpec) -> bool:
-    """Whether a column already holds the spec's type, so conversion can be skipped."""
-    return isinstance(spec.type, ScalarType) and _NUMPY_DTYPES.get(spec.type.name) == dtype
+    """Whether a column already holds the spec's type, so conversion can be skipped (numpy reads
+    ``None == dtype`` as float64, hence the explicit check: a string column of floats is not typed)."""
+    expected = _NUMPY_DTYPES.get(spec.type.name) if isinstance(spec.type, ScalarType) else None
+    return expected is not None and expected == dtype
 
 
 def _as_frame(data: Any, schema: Schema) -> pd.DataFrame:
@@ -74,10 +76,13 @@ def _convert_column(column: pd.Series, spec: ColSpec) -> pd.Series:
 
 
 def _column_error(column: pd.Series, spec: ColSpec, exc: ConversionError) -> ScoringError:
+    """A 400; BAD_REQUEST for a scalar column, as MLflow answers every scalar conversion it refuses
+    (a null in an integer column, a number out of range, text or a fraction sent as CSV)."""
     label = spec.name if spec.name is not None else column.name
-    target = _PANDAS_DTYPE_NAMES.get(spec.type.name, str(spec.type)) if isinstance(spec.type, ScalarType) else spec.type
+    scalar = isinstance(spec.type, ScalarType)
+    target = _PANDAS_DTYPE_NAMES.get(spec.type.name, str(spec.type)) if scalar else spec.type
     if exc.unsafe:
-        return invalid_parameter(
+        return (invalid_input if scalar else invalid_parameter)(
             f"Incompatible input types for column {label}. Can not safely convert {column.dtype} "
             f"to {spec.type}: {exc}"
         )

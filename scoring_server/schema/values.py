@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 
 from flavors.signature import AnyType, ArrayType, DataType, MapType, ObjectType, ScalarType
 
+_LINE_BREAKS = re.compile(r"[\r\n]")  # what the `base64` tool writes every 76 characters
 _INT_BOUNDS = {"integer": np.iinfo(np.int32), "long": np.iinfo(np.int64)}
 
 
@@ -91,11 +93,9 @@ def _to_boolean(series: pd.Series, name: str) -> pd.Series:
 
 
 def _to_string(series: pd.Series, name: str) -> pd.Series:
-    if series.dtype.kind in "OUT" or isinstance(series.dtype, pd.StringDtype):
-        bad = [v for v in series if not (isinstance(v, str) or _is_missing(v))]
-        if not bad:
-            return series.astype(object)
-    raise ConversionError(f"can not safely convert {_describe(series)} to string", unsafe=True)
+    """Values as sent, in an object column: MLflow passes a string column's values through
+    unconverted (a number stays a number), and models written for it expect the same."""
+    return series.astype(object)
 
 
 def _to_binary(series: pd.Series, name: str) -> pd.Series:
@@ -186,7 +186,7 @@ def _binary_value(value: Any) -> Any:
         return value
     if isinstance(value, str):
         try:
-            return base64.b64decode(value, validate=True)
+            return base64.b64decode(_LINE_BREAKS.sub("", value), validate=True)
         except (binascii.Error, ValueError):
             raise ConversionError("not valid standard base64 (URL-safe base64 is not accepted)") from None
     raise ConversionError(f"expected base64 text or bytes, got {type(value).__name__}", unsafe=True)
@@ -201,14 +201,3 @@ def _datetime_value(value: Any) -> Any:
         except ValueError:
             raise ConversionError(f"{value!r} is not an ISO 8601 datetime") from None
     raise ConversionError(f"can not safely convert {type(value).__name__} to datetime", unsafe=True)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def _describe(series: pd.Series) -> str:
-    if series.dtype.kind == "O":
-        kinds = sorted({type(v).__name__ for v in series if not _is_missing(v)})
-        return "values of type " + "/".join(kinds)
-    return str(series.dtype)

@@ -117,6 +117,7 @@ class ScoringWorkerMixin:
 
     def _answer_with_claim(self, environ: dict, start_response: Callable) -> Any:
         """The app, whose response goes out only if the worker did not answer at the deadline."""
+        http_errors.check_host(environ)  # answered as the parser's errors are
         state = self._current.state
         state.environ = environ  # the request's ID, once the app gives it, for the worker's own answer
 

@@ -16,6 +16,21 @@ from gunicorn.http import errors as http
 from .. import errors
 from ..monitoring import request_ids
 
+
+class MissingHost(http.ParseException):
+    """An HTTP/1.1 request without ``Host``: RFC 9112 (section 3.2) makes it a 400, as MLflow answers."""
+
+    def __str__(self) -> str:
+        return "an HTTP/1.1 request must have a Host header (RFC 9112, section 3.2)"
+
+
+def check_host(environ: dict) -> None:
+    """Raise :class:`MissingHost` for an HTTP/1.1 request without ``Host`` (gunicorn lets it through;
+    it refuses two)."""
+    if "HTTP_HOST" not in environ and environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+        raise MissingHost()
+
+
 # The status of each error gunicorn's parser raises; anything else the worker did not foresee is a
 # 500 INTERNAL_ERROR (logged with its traceback).
 _STATUS = (

@@ -11,11 +11,13 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 import yaml
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.naive_bayes import GaussianNB
 
 from flavors import LoadingPolicy, ModelLoadError, UntrustedTypesError, load_model
+from flavors.errors import UntrustedSkopsTypesError
 from flavors.signature import infer_signature
 from flavors.sklearn import save_model
 
@@ -176,11 +178,41 @@ def pipeline_with_custom_step(monkeypatch, iris, custom_transformer_module):
     return make_pipeline(module.Doubler(), GaussianNB()).fit(features, target)
 
 
+def test_saving_as_skops_refuses_types_skops_does_not_trust_naming_them_and_writes_nothing(
+    tmp_path, custom_transformer_module, pipeline_with_custom_step
+):
+    """MLflow 3.17 refuses such a model at save time ("set the 'skops_trusted_types' parameter")."""
+    name, source = custom_transformer_module
+
+    with pytest.raises(UntrustedSkopsTypesError, match=rf"skops_trusted_types=\['{name}.Doubler'\]") as raised:
+        save_model(pipeline_with_custom_step, tmp_path / "model", serialization_format="skops", code_paths=[source])
+
+    assert raised.value.types == [f"{name}.Doubler"]
+    assert not (tmp_path / "model").exists()
+
+
+def test_saving_a_forest_as_skops_needs_the_tree_type_trusted(tmp_path, iris):
+    features, target = iris
+    forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(features, target)
+
+    with pytest.raises(UntrustedSkopsTypesError, match="sklearn.tree._tree.Tree"):
+        save_model(forest, tmp_path / "refused", serialization_format="skops")
+    save_model(forest, tmp_path / "model", serialization_format="skops", skops_trusted_types=["sklearn.tree._tree.Tree"])
+
+    model = load_model(str(tmp_path / "model"), policy=LoadingPolicy(skops_trusted_types={"sklearn.tree._tree.Tree"}))
+    np.testing.assert_array_equal(model.predict(features), forest.predict(features))
+
+
 def test_skops_model_with_an_untrusted_type_is_refused_naming_the_type(
     tmp_path, custom_transformer_module, pipeline_with_custom_step
 ):
+    """A skops file needing types its MLmodel does not list (written by another tool) is refused."""
     name, source = custom_transformer_module
-    save_model(pipeline_with_custom_step, tmp_path / "model", serialization_format="skops", code_paths=[source])
+    save_model(pipeline_with_custom_step, tmp_path / "model", serialization_format="skops", code_paths=[source],
+               skops_trusted_types=[f"{name}.Doubler"])
+    conf = mlmodel(tmp_path / "model")
+    conf["flavors"]["sklearn"]["skops_trusted_types"] = None
+    (tmp_path / "model" / "MLmodel").write_text(yaml.safe_dump(conf))
 
     with pytest.raises(UntrustedTypesError, match=f"{name}.Doubler") as raised:
         load_model(str(tmp_path / "model"))
@@ -226,7 +258,6 @@ def test_pickled_model_imports_its_classes_from_the_models_code_directory(
 
 def test_array_input_is_promised_only_for_plain_sklearn_estimators(tmp_path, iris):
     from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from flavors import load_model

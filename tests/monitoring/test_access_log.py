@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -18,7 +17,7 @@ from scoring_server.monitoring import access_log
 from scoring_server.monitoring.access_log import access_record, in_container, json_line, text_line, utc_now
 from scoring_server.workers.base import WorkerAnswer
 
-from ..conftest import RunningServer, constant_model
+from ..conftest import RunningServer, constant_model, raw_exchange
 from .test_request_ids import sleepy_model, x_rows
 
 ROWS = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0], [3.0, 4.0]]}}
@@ -60,17 +59,6 @@ def line_of(server: RunningServer, request_id: str, timeout: float = 5.0) -> dic
         time.sleep(0.02)
 
 
-def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send ``data`` as it is; the status, headers (lower-cased) and body of the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(data)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.fixture(scope="module")

@@ -270,6 +270,7 @@ def test_processes_opening_an_old_registry_at_once_migrate_it_once(tmp_path, mod
 
 
 def test_a_registry_of_a_newer_layout_is_refused(registry):
+    registry.create_model("made")  # the first write makes the registry
     with sqlite3.connect(registry.store.path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(RegistryError, match="newer than this scoring-server"):

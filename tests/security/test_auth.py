@@ -383,17 +383,18 @@ def test_a_bad_keys_file_stops_the_server_from_starting(tmp_path, monkeypatch, c
     with pytest.raises(KeysError, match="API keys file") as caught:
         create_app(load_config(env={}, overrides={"model_uri": str(FIXTURES / "iris"), "api_keys_file": str(path)}))
     assert problem in str(caught.value) and str(path) in str(caught.value)
-    monkeypatch.setattr("scoring_server.server.run", lambda app, config: pytest.fail("started"))
-    result = CliRunner().invoke(cli.main, ["serve", "-m", str(FIXTURES / "iris"), "--api-keys", str(path)])
+    monkeypatch.setattr("scoring_server.server.run", lambda app, config, listener: pytest.fail("started"))
+    result = CliRunner().invoke(cli.main, ["serve", "-m", str(FIXTURES / "iris"), "--api-keys", str(path),
+                                           "-p", "0"])  # any free port: serve binds before loading
     assert result.exit_code == 1 and "refusing to serve:" in result.output and problem in result.output
 
 
 def test_the_admin_api_refuses_to_start_without_keys(model_root, monkeypatch, tmp_path):
     from scoring_server import cli
 
-    monkeypatch.setattr("scoring_server.server.run", lambda app, config: pytest.fail("started"))
+    monkeypatch.setattr("scoring_server.server.run", lambda app, config, listener: pytest.fail("started"))
     result = CliRunner().invoke(cli.main, ["serve", "--model-root", str(model_root), "--admin-api",
-                                           "--allowed-model-roots", str(model_root)],
+                                           "--allowed-model-roots", str(model_root), "-p", "0"],
                                 env={"TMPDIR": str(tmp_path)})
     assert result.exit_code == 1
     assert "refusing to serve: the admin API (--admin-api)" in result.output and "--api-keys FILE" in result.output

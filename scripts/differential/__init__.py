@@ -1,0 +1,1 @@
+"""The differential corpus: generated requests sent to `mlflow models serve` and to scoring-server."""

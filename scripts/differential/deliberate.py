@@ -1,0 +1,52 @@
+"""The differences from `mlflow models serve` this server keeps on purpose, each pointing at its
+entry in docs/protocol.md ("Where this server deliberately differs"). A difference matched by
+none of them is a bug in one of the two servers' agreement, and fails the comparison."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .cases import Case
+
+Outcome = tuple  # (status, error_code or predictions or the text of a non-JSON body)
+
+
+@dataclass(frozen=True)
+class Deliberate:
+    """A deliberate difference: which cases (given both outcomes) it explains, and where it is documented."""
+
+    doc: str
+    matches: Callable[[Case, Outcome, Outcome], bool]
+
+
+def _tag(case: Case, **wanted) -> bool:
+    return all(case.tags.get(key) in (values if isinstance(values, tuple) else (values,))
+               for key, values in wanted.items())
+
+
+def _refused_where_mlflow_scores(case: Case, theirs: Outcome, ours: Outcome) -> bool:
+    return theirs[0] == 200 and ours[0] == 400
+
+
+DELIBERATE = [
+    Deliberate("Error bodies are JSON (MLflow answers some errors in plain text)",
+               lambda case, theirs, ours: theirs[0] == ours[0] and isinstance(theirs[1], str)
+               and theirs[1].startswith("text:")),
+    Deliberate("Unsafe conversions are refused: a fraction, an out-of-range or non-finite number for an integer "
+               "column (MLflow truncates or wraps around)",
+               lambda case, theirs, ours: _tag(case, column=("long", "integer")) and _refused_where_mlflow_scores(
+                   case, theirs, ours)),
+    Deliberate("Unsafe conversions are refused: a boolean column takes only true and false (MLflow makes any "
+               "value a boolean by its truthiness)",
+               lambda case, theirs, ours: _tag(case, column="boolean") and _refused_where_mlflow_scores(
+                   case, theirs, ours)),
+    Deliberate("Binary columns are base64-decoded in every format (MLflow: only for dataframe_*)",
+               lambda case, theirs, ours: _tag(case, column="binary", format=("instances", "inputs", "csv"))),
+    Deliberate("CSV datetime columns are parsed (MLflow cannot read a CSV body for a datetime signature)",
+               lambda case, theirs, ours: _tag(case, column="datetime", format="csv") and theirs[0] == 400),
+]
+
+
+def explanation(case: Case, theirs: Outcome, ours: Outcome) -> str | None:
+    """The docs/protocol.md entry that explains this difference, or None."""
+    return next((rule.doc for rule in DELIBERATE if rule.matches(case, theirs, ours)), None)
