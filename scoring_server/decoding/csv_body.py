@@ -39,7 +39,20 @@ def decode_csv(body: bytes, input_schema: Schema | None, limits: DecodeLimits | 
         ) from None
     check_table(len(frame), len(frame.columns), limits, "The CSV body",
                 cut=allowed is not None and len(frame) > allowed)
+    _refuse_duplicate_header(body, frame)
     return frame
+
+
+def _refuse_duplicate_header(body: bytes, frame: pd.DataFrame) -> None:
+    """A header naming a column twice is ambiguous (pandas renames the second ``x`` to ``x.1``);
+    refused as a malformed CSV body, as MLflow's CSV reader fails on it."""
+    if not any("." in str(name) for name in frame.columns):
+        return
+    header = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str).iloc[0].tolist()
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ScoringError(f"Failed to parse input as a Pandas DataFrame: the CSV header names columns more "
+                           f"than once: {duplicated}.")
 
 
 def _header_columns(body: bytes) -> int:
@@ -61,10 +74,11 @@ def _rows_allowed(columns: int, limits: DecodeLimits) -> int | None:
 
 
 def _text_columns(schema: Schema | None) -> dict[str, type]:
+    """Text-typed columns read as Python strings in object columns, as MLflow reads them."""
     if schema is None or schema.is_tensor_spec:
         return {}
     return {
-        spec.name: str
+        spec.name: object
         for spec in schema.specs
         if isinstance(spec, ColSpec) and isinstance(spec.type, ScalarType) and spec.type.name in _TEXT_TYPES
         and spec.name is not None

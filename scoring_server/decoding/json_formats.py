@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flavors.signature import ModelSignature, Schema
+from flavors.signature import ModelSignature, ScalarType, Schema
 
 from ..content_types import PROTOCOL_CHANGE_INFO
 from ..errors import ScoringError, invalid_input, invalid_parameter
@@ -120,10 +120,14 @@ def decode_dataframe_split(value: Any) -> pd.DataFrame:
 
 
 def decode_dataframe_records(value: Any) -> pd.DataFrame:
-    """``[{"col": value, ...}, ...]`` to a DataFrame."""
-    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+    """``[{"col": value, ...}, ...]`` to a DataFrame. Rows that are lists (as MLflow, which hands
+    them to pandas) get numbered columns, which a column signature then refuses by name."""
+    if not isinstance(value, list):
         raise invalid_input("'dataframe_records' must be a list of objects, one per row.")
-    return pd.DataFrame.from_records(value) if value else pd.DataFrame()
+    try:
+        return pd.DataFrame(data=value)
+    except (ValueError, TypeError) as exc:
+        raise invalid_input(f"Failed to read 'dataframe_records' as a DataFrame: {exc}") from None
 
 
 def decode_tensor_input(value: Any, input_schema: Schema | None = None) -> Any:
@@ -133,6 +137,9 @@ def decode_tensor_input(value: Any, input_schema: Schema | None = None) -> Any:
     cannot name its columns and is refused); otherwise arrays are built as the client sent
     them and the signature step casts them.
     """
+    if isinstance(value, str) and input_schema is not None:  # MLflow: BAD_REQUEST, whatever the signature
+        raise invalid_input(f"Failed to convert data {value!r} to the model signature's inputs: send rows or "
+                            "columns, not a bare string.")
     if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
         value = _rows_to_columns(value)
     if input_schema is not None and not input_schema.is_tensor_spec and input_schema.has_input_names:
@@ -161,14 +168,39 @@ def _columns_frame(value: Any, input_schema: Schema) -> pd.DataFrame:
     if isinstance(value, list) and len(names) == 1:
         value = {names[0]: value}
     if not isinstance(value, dict):
-        raise invalid_parameter(
+        refuse = invalid_input if _unconvertible_rows(value) else invalid_parameter
+        raise refuse(
             f"This model has a column-based signature with inputs {names}: send 'inputs' as an object of "
             "columns or 'instances' as a list of objects, not a list of unnamed rows."
         )
     columns = {name: column if isinstance(column, list) else [column] for name, column in value.items()}
     if len({len(column) for column in columns.values()}) > 1:
         raise invalid_parameter("Failed to enforce schema: all input columns must have the same length.")
-    return pd.DataFrame(columns)
+    text_columns = {spec.name for spec in input_schema.specs if isinstance(spec.type, ScalarType)
+                    and spec.type.name == "string"}
+    return pd.DataFrame({name: _as_text(column) if name in text_columns else column
+                         for name, column in columns.items()})
+
+
+def _unconvertible_rows(value: Any) -> bool:
+    """Unnamed rows MLflow cannot even make an array of numbers of (mixed or ragged rows): its
+    conversion fails (BAD_REQUEST); numeric rows convert, then miss the signature's columns by name
+    (INVALID_PARAMETER_VALUE)."""
+    if not isinstance(value, list) or not any(isinstance(row, list) for row in value):
+        return False
+    try:
+        return np.asarray(value).dtype.kind not in "biuf"
+    except ValueError:  # ragged
+        return True
+
+
+def _as_text(column: list) -> list:
+    """A string column of ``instances``/``inputs`` as text, as MLflow builds it with numpy's text
+    type (7 → '7', true → 'True', [1] → ['1']); a null stays missing rather than becoming 'None'."""
+    try:
+        return [None if value is None else np.array(value, dtype=str).tolist() for value in column]
+    except ValueError as exc:
+        raise invalid_input(f"Failed to parse data as TF serving input: {exc}") from None
 
 
 def _split_llm_payload(payload: dict, signature: ModelSignature | None) -> DecodedRequest:

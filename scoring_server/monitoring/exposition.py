@@ -24,8 +24,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .. import errors
 from ..config import ServerConfig
 from ..security.tls import server_tls_context
+from ..workers import http_errors
+from . import request_ids
 from .metrics import PREFIX, ServerMetrics
 from .multiprocess import server_directory
 
@@ -131,12 +134,23 @@ def metrics_port_app(app: Flask) -> Flask:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """wsgiref's handler without its stderr line per request, and with a connection timeout."""
+    """wsgiref's handler without its stderr line per request, with a connection timeout, and with
+    JSON errors for requests it cannot parse (the standard library answers an HTML page)."""
 
     timeout = CONNECTION_TIMEOUT
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        error_code = errors.ENDPOINT_NOT_FOUND if code == 404 else errors.BAD_REQUEST
+        answer, _ = http_errors.json_response(code, error_code, message or http_errors.reason_phrase(code),
+                                              request_ids.new_request_id())
+        self.close_connection = True
+        try:
+            self.wfile.write(answer)
+        except OSError:
+            pass  # the client is gone
 
 
 class MetricsPortServer(ThreadingMixIn, WSGIServer):

@@ -22,6 +22,9 @@ def enforce_column_schema(data: Any, schema: Schema) -> pd.DataFrame:
     frame = _as_frame(data, schema)
     if not schema.has_input_names:
         return _convert_unnamed(frame, schema)
+    if frame.columns.has_duplicates:  # frame[name] would be a DataFrame, not a column
+        duplicated = sorted({str(name) for name in frame.columns[frame.columns.duplicated()]})
+        raise invalid_parameter(f"Failed to enforce schema. Columns named more than once: {duplicated}.")
     missing = [name for name in schema.required_input_names() if name not in frame.columns]
     if missing:
         extra = [c for c in frame.columns if c not in schema.input_names()]

@@ -48,7 +48,9 @@ def cast_tensor(array: np.ndarray, spec: TensorSpec, label: str) -> np.ndarray:
             ) from None
     if _safe_cast(array, spec.dtype):
         return array.astype(spec.dtype)
-    raise invalid_parameter(
+    # A float that is no integer in range (null, NaN, too large): BAD_REQUEST, as MLflow answers those.
+    refuse = invalid_input if array.dtype.kind == "f" and spec.dtype.kind in "iu" else invalid_parameter
+    raise refuse(
         f"Incompatible input types for tensor {label}. Can not safely convert {array.dtype} to {spec.dtype}."
     )
 

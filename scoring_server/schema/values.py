@@ -93,9 +93,9 @@ def _to_boolean(series: pd.Series, name: str) -> pd.Series:
 
 
 def _to_string(series: pd.Series, name: str) -> pd.Series:
-    """Values as sent, in an object column: MLflow passes a string column's values through
-    unconverted (a number stays a number), and models written for it expect the same."""
-    return series.astype(object)
+    """Values as sent: MLflow passes a string column through unconverted (a number stays a number,
+    text keeps pandas' ``str`` dtype), and models written for it expect the same."""
+    return series if isinstance(series.dtype, pd.StringDtype) else series.astype(object)
 
 
 def _to_binary(series: pd.Series, name: str) -> pd.Series:
@@ -103,6 +103,8 @@ def _to_binary(series: pd.Series, name: str) -> pd.Series:
 
 
 def _to_datetime(series: pd.Series, name: str) -> pd.Series:
+    if series.dtype.kind == "f":
+        _check_epoch_nanoseconds(series.to_numpy())
     try:
         if series.dtype.kind in "OUT" or isinstance(series.dtype, pd.StringDtype):
             converted = pd.to_datetime(series, format="ISO8601")
@@ -113,6 +115,16 @@ def _to_datetime(series: pd.Series, name: str) -> pd.Series:
     if getattr(converted.dtype, "tz", None) is not None:
         raise ConversionError("timezone-aware datetimes are not supported; send naive ISO 8601 values", unsafe=True)
     return converted.astype("datetime64[ns]")
+
+
+def _check_epoch_nanoseconds(array: np.ndarray) -> None:
+    """Numbers are nanoseconds since the epoch: a fraction, an infinity or a number beyond int64 is
+    refused (pandas would round it or make it NaT); NaN stays a missing value."""
+    bounds = np.iinfo(np.int64)
+    present = array[~np.isnan(array)]
+    if not (np.isfinite(present).all() and np.all(np.mod(present, 1) == 0)
+            and np.all((present >= bounds.min) & (present < bounds.max))):
+        raise ConversionError("numbers for a datetime must be whole nanoseconds since the epoch within int64")
 
 
 _SERIES_CONVERTERS = {

@@ -42,6 +42,21 @@ DELIBERATE = [
                    case, theirs, ours)),
     Deliberate("Binary columns are base64-decoded in every format (MLflow: only for dataframe_*)",
                lambda case, theirs, ours: _tag(case, column="binary", format=("instances", "inputs", "csv"))),
+    Deliberate("Unsafe conversions are refused: a fraction for an integer tensor (MLflow truncates it)",
+               lambda case, theirs, ours: _tag(case, model="named_tensors", kind="fraction")
+               and _refused_where_mlflow_scores(case, theirs, ours)),
+    Deliberate("CSV bodies are read for tensor signatures (MLflow refuses every such body)",
+               lambda case, theirs, ours: _tag(case, model=("tensor", "named_tensors"), format="csv")
+               and theirs[0] == 400),
+    Deliberate("Unsafe conversions are refused: a fraction or an infinity for a datetime column (MLflow's "
+               "`dataframe_*` truncate it to whole nanoseconds or make it NaT)",
+               lambda case, theirs, ours: _tag(case, column="datetime", kind=("fraction", "infinity",
+                                                                             "minus_infinity"))
+               and _refused_where_mlflow_scores(case, theirs, ours)),
+    Deliberate("A null in a string column stays missing (MLflow's `instances`/`inputs` give the model the text "
+               "'None')",
+               lambda case, theirs, ours: _tag(case, column="string", kind="null", format=("instances", "inputs"))
+               and theirs[0] == ours[0] == 200),
     Deliberate("CSV datetime columns are parsed (MLflow cannot read a CSV body for a datetime signature)",
                lambda case, theirs, ours: _tag(case, column="datetime", format="csv") and theirs[0] == 400),
 ]

@@ -2,6 +2,7 @@
 the sums over pre-forked workers of a real server, exact after a worker is SIGKILLed and replaced."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,7 +28,8 @@ from scoring_server.monitoring.exposition import collect, metrics_port_app, serv
 from scoring_server.monitoring.metrics import LATENCY_BUCKETS, ServerMetrics, request_buckets
 from scoring_server.security.keys import create_key
 
-from ..conftest import InProcessServer, RunningServer, assert_error, constant_model, free_port, worker_pids
+from ..conftest import (InProcessServer, RunningServer, assert_error, constant_model, free_port, raw_exchange,
+                        worker_pids)
 
 #: A model that answers, for each row, the pid of the process that scored it; a negative ``x`` is a
 #: model error, and ``x`` over 1000 holds the request (after writing the pid to $PID_MODEL_HOLD_FILE).
@@ -316,6 +318,21 @@ def test_the_metrics_port_speaks_tls_with_the_servers_certificate(constant, tmp_
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        metrics_server.shutdown()
+        metrics_server.server_close()
+
+
+def test_the_metrics_port_answers_requests_it_cannot_parse_in_json(constant):
+    port = free_port()
+    server = InProcessServer(constant, metrics_port=port)
+    metrics_server = serve_metrics_port(server.app)
+    try:
+        for garbage in (b"GARBAGE\r\n\r\n", b"GET /metrics HTTP/9.9\r\n\r\n"):
+            status, headers, body = raw_exchange(port, garbage)
+            assert 400 <= status < 600 and headers["content-type"] == "application/json", body
+            answer = json.loads(body)
+            assert answer["error_code"] == "BAD_REQUEST" and answer["request_id"] == headers["x-request-id"]
     finally:
         metrics_server.shutdown()
         metrics_server.server_close()

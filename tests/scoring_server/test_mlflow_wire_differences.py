@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from scoring_server.decoding.json_body import parse_json
@@ -40,3 +41,82 @@ def test_dataframe_split_keys_are_checked_like_mlflow(day_models_app, split, rec
     assert_error(day_models_app.post({"dataframe_split": split}), 400, "BAD_REQUEST",
                  "Dataframe split format must have 'data' field and optionally 'columns' and 'index' fields. "
                  f"Got {received}.")
+
+
+@pytest.mark.parametrize("body", [{"instances": [[5.1, "x", 1.4, 0.2]]}, {"inputs": [[5.1, "x", 1.4, 0.2]]},
+                                  {"instances": [[5.1, 3.5], [1.4]]}, {"instances": "abc"}, {"inputs": "abc"}])
+def test_unconvertible_rows_or_a_string_for_a_column_signature_are_bad_requests(iris_app, body):
+    assert_error(iris_app.post(body), 400, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("body", [{"instances": [[5.1, 3.5, 1.4, 0.2]]}, {"inputs": [[5.1, 3.5, 1.4, 0.2]]}])
+def test_numeric_rows_for_a_column_signature_miss_its_columns(iris_app, body):
+    assert_error(iris_app.post(body), 400, "INVALID_PARAMETER_VALUE")  # MLflow 3.17 (iris/instances_rows)
+
+
+def test_records_given_as_lists_get_numbered_columns(iris_app):
+    assert_error(iris_app.post({"dataframe_records": [[5.1, 3.5, 1.4, 0.2]]}), 400, "INVALID_PARAMETER_VALUE",
+                 "Model is missing inputs", "extra inputs: [0, 1, 2, 3]")
+
+
+def test_duplicate_split_columns_are_refused_by_name(iris_app):
+    split = {"columns": [*IRIS_COLUMNS, "sepal_length"], "data": [[5.1, 3.5, 1.4, 0.2, 5.1]]}
+    assert_error(iris_app.post({"dataframe_split": split}), 400, "INVALID_PARAMETER_VALUE",
+                 "Columns named more than once: ['sepal_length']")
+
+
+def test_a_csv_header_naming_a_column_twice_is_malformed(iris_app):
+    body = ",".join([*IRIS_COLUMNS, "sepal_length"]) + "\n5.1,3.5,1.4,0.2,5.1\n"
+    assert_error(iris_app.post(body, content_type="text/csv"), 400, "BAD_REQUEST", "more than once: ['sepal_length']")
+    dotted = ",".join([*IRIS_COLUMNS, "x.1"]) + "\n5.1,3.5,1.4,0.2,1\n"
+    assert iris_app.post(dotted, content_type="text/csv").status_code == 200
+
+
+def _string_column(frame_or_values):
+    from flavors.signature import ColSpec, ScalarType, Schema
+    from scoring_server.schema.columns import enforce_column_schema
+
+    return enforce_column_schema(frame_or_values, Schema((ColSpec(ScalarType("string"), "x"),)))["x"]
+
+
+@pytest.mark.parametrize("key", ["instances", "inputs"])
+def test_tensor_formats_give_a_string_column_as_text_like_mlflow(key):
+    """MLflow builds these columns with numpy's text type: the model sees '7' and 'True', not 7 and True;
+    a null stays missing (deliberate: MLflow makes it the text 'None')."""
+    from flavors.signature import ColSpec, ModelSignature, ScalarType, Schema
+    from scoring_server.decoding.json_formats import decode_json_payload
+
+    signature = ModelSignature(inputs=Schema((ColSpec(ScalarType("string"), "x"),)))
+    values = [7, 1.5, True, "s", {"a": 1}, float("nan")]
+    column = _string_column(decode_json_payload({key: {"x": values}}, signature).data)
+    assert str(column.dtype) == "str"
+    assert column.tolist() == ["7", "1.5", "True", "s", "{'a': 1}", "nan"]
+    assert _string_column(decode_json_payload({key: {"x": [None, [1]]}}, signature).data).tolist() == [None, ["1"]]
+
+
+def test_good_text_keeps_the_pandas_str_dtype_mlflow_gives_the_model():
+    from scoring_server.decoding.json_formats import decode_dataframe_split
+
+    assert str(_string_column(decode_dataframe_split({"columns": ["x"], "data": [["s"]]})).dtype) == "str"
+
+
+def test_csv_string_columns_are_read_as_objects_like_mlflow():
+    from flavors.signature import ColSpec, ScalarType, Schema
+    from scoring_server.decoding.csv_body import decode_csv
+
+    column = _string_column(decode_csv(b"x\n007\n", Schema((ColSpec(ScalarType("string"), "x"),))))
+    assert column.dtype == object and column.tolist() == ["007"]
+
+
+@pytest.mark.parametrize("number", [1.5, float("inf"), float("-inf"), 2.0**70])
+def test_a_datetime_number_that_is_not_whole_int64_nanoseconds_is_refused(number):
+    """MLflow refuses these (instances/inputs) where pandas would round them or make them NaT."""
+    from flavors.signature import ColSpec, ScalarType, Schema
+    from scoring_server.errors import ScoringError
+    from scoring_server.schema.columns import enforce_column_schema
+
+    schema = Schema((ColSpec(ScalarType("datetime"), "x"),))
+    with pytest.raises(ScoringError, match="whole nanoseconds"):
+        enforce_column_schema({"x": [number]}, schema)
+    column = enforce_column_schema({"x": [7.0, float("nan")]}, schema)["x"]
+    assert column[0] == pd.Timestamp(7) and pd.isna(column[1])

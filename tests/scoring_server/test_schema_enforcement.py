@@ -137,7 +137,8 @@ def test_tensor_is_cast_and_shape_checked():
 
 def test_tensor_refuses_fractional_to_int_and_accepts_integral():
     assert enforce_input_schema(np.array([1.0, 2.0]), schema(tensor("int64", [-1]))).dtype == np.int64
-    refused(np.array([1.5]), schema(tensor("int64", [-1])), "INVALID_PARAMETER_VALUE")
+    for value in (1.5, np.nan, np.inf, 2.0**70):  # BAD_REQUEST, as MLflow's refusals of such values
+        refused(np.array([value]), schema(tensor("int64", [-1])), "BAD_REQUEST")
     refused(np.array(["a"]), schema(tensor("float64", [-1])), "BAD_REQUEST")
 
 

@@ -64,7 +64,7 @@ def records(server, *rows, **extra):
 def test_every_type_is_converted_for_the_model(typed_app):
     body = records(typed_app, ROW).json()["predictions"]
     assert body["dtypes"] == {"l": "int64", "i": "int32", "f": "float32", "d": "float64", "b": "bool",
-                              "s": "object", "bin": "object", "t": "datetime64[ns]", "arr": "object"}
+                              "s": "str", "bin": "object", "t": "datetime64[ns]", "arr": "object"}
     assert body["rows"] == [{"l": 1, "i": 2, "f": 1.5, "d": 2.5, "b": True, "s": "007", "bin": "AP8=",
                              "t": "2024-05-06T07:08:09", "arr": [1, 2]}]
 
