@@ -6,7 +6,6 @@ and, as with MLflow's command line, wins over the options given here.
 """
 from __future__ import annotations
 
-import json
 import math
 import socket
 import ssl
@@ -19,9 +18,12 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
+from . import errors
 from .config import ServerConfig
+from .monitoring import request_ids
 from .monitoring.multiprocess import remove_server_directory
 from .security.tls import server_tls_context
+from .workers import http_errors
 from .monitoring.multiprocess import worker_exited as monitoring_worker_exited
 
 
@@ -125,12 +127,6 @@ def run(app: Flask, config: ServerConfig, listener: socket.socket | None = None)
     ScoringServerApplication(app, options).run()
 
 
-#: The answer to every request while the model loads: a load balancer or readiness probe sees "not ready yet".
-_LOADING_BODY = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE",
-                            "message": "The model is loading; retry shortly."}).encode()
-_LOADING_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                   b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
-                   % (len(_LOADING_BODY), _LOADING_BODY))
 _LISTEN_BACKLOG = 2048  # gunicorn's default
 
 
@@ -196,7 +192,9 @@ def _answer_one(connection: socket.socket, tls: ssl.SSLContext | None) -> None:
             if not chunk:
                 break
             head += chunk
-        connection.sendall(_LOADING_ANSWER)
+        answer, _ = http_errors.json_response(503, errors.TEMPORARILY_UNAVAILABLE, "The model is loading; retry shortly.",
+                                              request_ids.new_request_id(), {"Retry-After": "1"})
+        connection.sendall(answer)  # a load balancer or readiness probe sees "not ready yet"
     except OSError:
         pass  # the client went away or spoke no TLS: nothing to answer
     finally:

@@ -44,9 +44,14 @@ class ScoringEvent:
     @property
     def outcome(self) -> str:
         """``success``, ``client_error`` or ``server_error``."""
-        if self.status < 400:
-            return "success"
-        return "client_error" if self.status < 500 else "server_error"
+        return outcome_of(self.status)
+
+
+def outcome_of(status: int) -> str:
+    """The outcome of an answer with HTTP ``status``: ``success``, ``client_error`` or ``server_error``."""
+    if status < 400:
+        return "success"
+    return "client_error" if status < 500 else "server_error"
 
 
 @dataclass(frozen=True)

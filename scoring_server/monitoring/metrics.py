@@ -25,7 +25,7 @@ from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import ServerConfig
-from .events import BatchEvent, Event, ModelLoadEvent, ScoringEvent, ServedModelsEvent
+from .events import BatchEvent, Event, ModelLoadEvent, ScoringEvent, ServedModelsEvent, outcome_of
 from .multiprocess import process_id
 
 PREFIX = "scoring_server_"
@@ -264,7 +264,7 @@ class ServerMetrics:
     def _scoring_series(self, key: tuple) -> ScoringSeries:
         """The series a scoring request of this model, version, protocol, format and status updates."""
         model, version, protocol, format_, status = key
-        version, outcome = version or "", ScoringEvent(model, version, protocol, status=status).outcome
+        version, outcome = version or "", outcome_of(status)
         versions = (model, version)
         return ScoringSeries(self.requests[(*versions, protocol, format_ or "", outcome, status)],
                              self.request_duration[(*versions, outcome)], self.decode_duration[versions],

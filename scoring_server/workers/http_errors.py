@@ -78,12 +78,14 @@ def describe(exc: BaseException) -> tuple[int, str, str]:
     return status, _CODES.get(status, errors.BAD_REQUEST), message
 
 
-def json_response(status: int, error_code: str, message: str, request_id: str) -> tuple[bytes, int]:
-    """A whole HTTP/1.1 response with the JSON error body and the request's ID (a well-formed one:
-    it goes into a header), closing the connection; and the length of its body."""
+def json_response(status: int, error_code: str, message: str, request_id: str,
+                  headers: dict[str, str] | None = None) -> tuple[bytes, int]:
+    """A whole HTTP/1.1 response with the JSON error body, the request's ID (a well-formed one: it
+    goes into a header) and any further ``headers``, closing the connection; and the length of its body."""
     body = json.dumps({"error_code": error_code, "message": message, "request_id": request_id}).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (f"HTTP/1.1 {status} {reason_phrase(status)}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{request_ids.HEADER}: {request_id}\r\n\r\n")
+            f"Content-Length: {len(body)}\r\n{request_ids.HEADER}: {request_id}\r\n{extra}\r\n")
     return head.encode("latin-1") + body, len(body)
 
 
