@@ -36,6 +36,7 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     config = config or load_config()
     logging.getLogger("scoring_server").setLevel(config.log_level.upper())
     app = Flask("scoring_server")
+    app.url_map.merge_slashes = False  # "//invocations" is no route (a 404, as MLflow answers)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["SCORING_SERVER"] = config
     app.extensions["observers"] = Observers()

@@ -178,8 +178,20 @@ def _columns_frame(value: Any, input_schema: Schema) -> pd.DataFrame:
         raise invalid_parameter("Failed to enforce schema: all input columns must have the same length.")
     text_columns = {spec.name for spec in input_schema.specs if isinstance(spec.type, ScalarType)
                     and spec.type.name == "string"}
+    _refuse_lists_in_scalar_columns(columns, input_schema, text_columns)
     return pd.DataFrame({name: _as_text(column) if name in text_columns else column
                          for name, column in columns.items()})
+
+
+def _refuse_lists_in_scalar_columns(columns: dict[str, list], input_schema: Schema, text_columns: set) -> None:
+    """A list where a scalar column takes one value a row: MLflow builds a two-dimensional array of
+    the column and its schema check refuses it (INVALID_PARAMETER_VALUE), before any conversion."""
+    for spec in input_schema.specs:
+        column = columns.get(spec.name)
+        if (column is not None and isinstance(spec.type, ScalarType) and spec.name not in text_columns
+                and any(type(value) is list for value in column)):
+            raise invalid_parameter(f"Failed to enforce schema: column {spec.name} of type {spec.type} takes one "
+                                    "value per row, and holds lists.")
 
 
 def _unconvertible_rows(value: Any) -> bool:

@@ -80,10 +80,13 @@ def _convert_column(column: pd.Series, spec: ColSpec) -> pd.Series:
 
 def _column_error(column: pd.Series, spec: ColSpec, exc: ConversionError) -> ScoringError:
     """A 400; BAD_REQUEST for a scalar column, as MLflow answers every scalar conversion it refuses
-    (a null in an integer column, a number out of range, text or a fraction sent as CSV)."""
+    (a null in an integer column, a number out of range, text or a fraction sent as CSV);
+    INVALID_PARAMETER_VALUE for a value of a kind the type never takes, as MLflow's schema check."""
     label = spec.name if spec.name is not None else column.name
     scalar = isinstance(spec.type, ScalarType)
     target = _PANDAS_DTYPE_NAMES.get(spec.type.name, str(spec.type)) if scalar else spec.type
+    if exc.mismatch:
+        return invalid_parameter(f"Incompatible input types for column {label} (signature type {spec.type}): {exc}")
     if exc.unsafe:
         return (invalid_input if scalar else invalid_parameter)(
             f"Incompatible input types for column {label}. Can not safely convert {column.dtype} "

@@ -21,11 +21,13 @@ _INT_BOUNDS = {"integer": np.iinfo(np.int32), "long": np.iinfo(np.int64)}
 
 
 class ConversionError(ValueError):
-    """A value that cannot be safely converted; ``unsafe`` separates narrowing from garbage."""
+    """A value that cannot be safely converted; ``unsafe`` separates narrowing from garbage, and
+    ``mismatch`` marks a well-formed value of a kind the signature's type does not take."""
 
-    def __init__(self, message: str, unsafe: bool = False) -> None:
+    def __init__(self, message: str, unsafe: bool = False, mismatch: bool = False) -> None:
         super().__init__(message)
         self.unsafe = unsafe
+        self.mismatch = mismatch
 
 
 # --- whole columns (pandas Series) -------------------------------------------------------
@@ -113,7 +115,7 @@ def _to_datetime(series: pd.Series, name: str) -> pd.Series:
     except (ValueError, TypeError, OverflowError) as exc:
         raise ConversionError(f"not an ISO 8601 datetime ({exc})") from None
     if getattr(converted.dtype, "tz", None) is not None:
-        raise ConversionError("timezone-aware datetimes are not supported; send naive ISO 8601 values", unsafe=True)
+        raise ConversionError("timezone-aware datetimes are not supported; send naive ISO 8601 values", mismatch=True)
     return converted.astype("datetime64[ns]")
 
 

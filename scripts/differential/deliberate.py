@@ -59,6 +59,30 @@ DELIBERATE = [
                and theirs[0] == ours[0] == 200),
     Deliberate("CSV datetime columns are parsed (MLflow cannot read a CSV body for a datetime signature)",
                lambda case, theirs, ours: _tag(case, column="datetime", format="csv") and theirs[0] == 400),
+    Deliberate("A null in a binary column stays missing, as in every other column type (MLflow's `dataframe_*` "
+               "refuse it)",
+               lambda case, theirs, ours: _tag(case, column="binary", kind="null") and theirs[0] == 400
+               and ours[0] == 200),
+    Deliberate("Base64 is decoded strictly: text with characters outside the standard alphabet is refused "
+               "(MLflow's `dataframe_*` drop those characters and decode the rest)",
+               lambda case, theirs, ours: _tag(case, column="binary", kind=("base64_urlsafe", "date", "datetime_tz"))
+               and _refused_where_mlflow_scores(case, theirs, ours)),
+    Deliberate("A number for a datetime column is nanoseconds since the epoch in every format, a whole float "
+               "and NaN (missing) included (MLflow's `instances`/`inputs` refuse any float)",
+               lambda case, theirs, ours: _tag(case, column="datetime", kind=("exponent", "nan"),
+                                               format=("instances", "inputs"))
+               and theirs[0] == 400 and ours[0] == 200),
+    Deliberate("Unsafe conversions are refused: a boolean, a number written as text or a timezone-aware text for "
+               "a datetime column (MLflow's `instances`/`inputs` read true as 1 ns, \"5\" as a day in 1758, and "
+               "convert an offset to UTC)",
+               lambda case, theirs, ours: _tag(case, column="datetime", kind=("true", "false", "numeric_text",
+                                                                             "datetime_tz"),
+                                               format=("instances", "inputs"))
+               and _refused_where_mlflow_scores(case, theirs, ours)),
+    Deliberate("Integers beyond 64 bits in a JSON body are read as the nearest double, as RFC 8259 allows "
+               "(MLflow keeps every digit; a string column then sees the double's text)",
+               lambda case, theirs, ours: _tag(case, column="string", kind="beyond_int64")
+               and theirs[0] == ours[0] == 200),
 ]
 
 

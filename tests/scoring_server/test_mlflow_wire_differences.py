@@ -120,3 +120,82 @@ def test_a_datetime_number_that_is_not_whole_int64_nanoseconds_is_refused(number
         enforce_column_schema({"x": [number]}, schema)
     column = enforce_column_schema({"x": [7.0, float("nan")]}, schema)["x"]
     assert column[0] == pd.Timestamp(7) and pd.isna(column[1])
+
+
+def _signature(*specs):
+    from flavors.signature import ModelSignature, Schema
+
+    return ModelSignature(inputs=Schema(tuple(specs)))
+
+
+def _enforced(body, signature):
+    from scoring_server.decoding.json_formats import decode_json_payload
+    from scoring_server.schema import enforce_input_schema
+
+    return enforce_input_schema(decode_json_payload(body, signature).data, signature.inputs)
+
+
+def _error_code(body, signature) -> str:
+    from scoring_server.errors import ScoringError
+
+    with pytest.raises(ScoringError) as caught:
+        _enforced(body, signature)
+    return caught.value.error_code
+
+
+@pytest.mark.parametrize("kind", ["double", "long", "datetime", "boolean"])
+@pytest.mark.parametrize("key", ["instances", "inputs"])
+def test_a_list_in_a_scalar_column_of_a_tensor_format_fails_the_schema_check(kind, key):
+    """MLflow makes such a column a two-dimensional array, which its schema check refuses."""
+    from flavors.signature import ColSpec, ScalarType
+
+    signature = _signature(ColSpec(ScalarType(kind), "x"))
+    assert _error_code({key: {"x": [[1]]}}, signature) == "INVALID_PARAMETER_VALUE"
+    assert _error_code({"dataframe_split": {"columns": ["x"], "data": [[[1]]]}}, signature) == "BAD_REQUEST"
+
+
+def test_a_timezone_aware_datetime_fails_the_schema_check():
+    from flavors.signature import ColSpec, ScalarType
+
+    signature = _signature(ColSpec(ScalarType("datetime"), "x"))
+    for body in ({"dataframe_split": {"columns": ["x"], "data": [["2024-01-02T03:04:05+02:00"]]}},
+                 {"instances": [{"x": "2024-01-02T03:04:05+02:00"}]}):
+        assert _error_code(body, signature) == "INVALID_PARAMETER_VALUE"
+
+
+def test_a_dataframe_column_of_lists_is_stacked_into_the_tensor():
+    """MLflow's reading of a DataFrame for a tensor signature: each row's tensor flattened into a
+    list in one column, stacked and reshaped to the spec."""
+    import numpy as np
+
+    from flavors.signature import TensorSpec
+
+    image = _signature(TensorSpec(np.dtype("float32"), (-1, 2, 2)))
+    tensor = _enforced({"dataframe_split": {"columns": ["img"], "data": [[[1, 2, 3, 4]], [[5, 6, 7, 8]]]}}, image)
+    assert tensor.dtype == np.float32 and tensor.tolist() == [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]
+    for ragged in ([[[1, 2, 3, 4]], [[5, 6]]], [[[1, 2, 3]]]):
+        assert _error_code({"dataframe_split": {"columns": ["img"], "data": ragged}}, image) == "INVALID_PARAMETER_VALUE"
+    assert _error_code({"dataframe_records": [{"img": {"a": 1}}]}, image) == "BAD_REQUEST"
+    assert _error_code({"dataframe_split": {"data": [[1.0]]}}, image) == "INVALID_PARAMETER_VALUE"  # scalars
+
+
+def test_named_tensors_read_from_a_dataframe_reshape_each_column():
+    import numpy as np
+
+    from flavors.signature import TensorSpec
+
+    signature = _signature(TensorSpec(np.dtype("float64"), (-1,), "a"), TensorSpec(np.dtype("int64"), (-1, 1), "b"))
+    tensors = _enforced({"dataframe_records": [{"a": [1.5], "b": 3}, {"a": [2.5], "b": 4}]}, signature)
+    assert tensors["a"].tolist() == [1.5, 2.5] and tensors["b"].tolist() == [[3], [4]]
+    assert tensors["b"].dtype == np.int64
+    assert _error_code({"dataframe_records": [{"a": [1.5, 2.5], "b": 3}]}, signature) == "INVALID_PARAMETER_VALUE"
+
+
+def test_a_list_where_a_tensor_takes_a_number_fails_the_schema_check():
+    import numpy as np
+
+    from flavors.signature import TensorSpec
+
+    signature = _signature(TensorSpec(np.dtype("float32"), (-1, 2)))
+    assert _error_code({"dataframe_split": {"data": [[[1], 2.0]]}}, signature) == "INVALID_PARAMETER_VALUE"
+    assert _error_code({"dataframe_split": {"data": [["x", 2.0]]}}, signature) == "BAD_REQUEST"

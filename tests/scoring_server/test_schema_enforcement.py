@@ -91,7 +91,7 @@ def test_datetimes_parse_iso_and_refuse_garbage_and_timezones():
     out = enforce_input_schema(pd.DataFrame({"t": ["2024-01-02T03:04:05"]}), schema(col("datetime", "t")))
     assert out["t"][0] == pd.Timestamp("2024-01-02T03:04:05")
     assert "t" in refused(pd.DataFrame({"t": ["yesterday"]}), schema(col("datetime", "t")), "BAD_REQUEST")
-    refused(pd.DataFrame({"t": ["2024-01-02T03:04:05+02:00"]}), schema(col("datetime", "t")), "BAD_REQUEST")
+    refused(pd.DataFrame({"t": ["2024-01-02T03:04:05+02:00"]}), schema(col("datetime", "t")), "INVALID_PARAMETER_VALUE")  # as MLflow 3.17
 
 
 def test_nested_array_object_map_and_any():

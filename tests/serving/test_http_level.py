@@ -30,7 +30,7 @@ def test_a_trailing_slash_is_redirected_to_the_route(app, method, path, location
     assert response.content == b"" and "Content-Type" not in response.headers
 
 
-@pytest.mark.parametrize("path", ["/nope/", "/", "/invocations/x/"])
+@pytest.mark.parametrize("path", ["/nope/", "/", "/invocations/x/", "//invocations", "/ping//x"])
 def test_a_trailing_slash_on_no_route_is_still_404(app, path):
     assert_error(app.get(path), 404, "ENDPOINT_NOT_FOUND")
 
@@ -38,7 +38,6 @@ def test_a_trailing_slash_on_no_route_is_still_404(app, path):
 def test_the_redirect_names_the_host_the_client_used(app):
     response = app.request("POST", "/invocations/", b"", {"Host": "example.com:99"})
     assert response.headers["Location"] == "http://example.com:99/invocations"
-
 
 
 
