@@ -65,11 +65,13 @@ def close_app(app: Flask) -> None:
 
 
 def batching_policy(model: LoadedModel, config: ServerConfig) -> BatchingPolicy | None:
-    """Batching when threads can bring concurrent requests and the model's rows are independent."""
+    """Batching when the model's rows are independent and the worker brings concurrent requests
+    together: on its event loop (the thread worker), or on its threads."""
     wanted = config.batching == "on" or (config.batching == "auto" and model.row_independent)
-    if config.threads < 2 or not wanted:
+    if (config.worker_class == "sync" and config.threads < 2) or not wanted:
         return None
-    return BatchingPolicy(config.max_batch_size, config.max_batch_time_ms, wait_timeout=config.request_timeout)
+    return BatchingPolicy(config.max_batch_size, config.max_batch_time_ms, wait_timeout=config.request_timeout,
+                          threads=config.threads > 1)
 
 
 def _serve_one(app: Flask, config: ServerConfig, model: LoadedModel | None) -> None:

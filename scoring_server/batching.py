@@ -1,12 +1,15 @@
-"""Adaptive batching: concurrent requests of a threaded worker merged into one ``predict`` call.
+"""Adaptive batching: concurrent requests of a worker merged into one ``predict`` call.
 
-Request threads hand their validated input to the batcher and wait. One batching thread per
-worker process takes what is queued, keeps collecting while other requests are still being
-decoded (at most ``max_batch_time_ms``, at most ``max_batch_size`` rows), merges inputs that
-share the same params and kind, predicts once, and hands each request its own rows of the
-result. A lone request is predicted at once, so batching adds no latency when there is no
-concurrency. If a merged call fails, or its result cannot be split by rows, every request of
-that batch is predicted on its own, so one bad request never fails the others.
+Two ways requests get to wait together. On a worker's event loop (one thread, the default), each
+request runs in a greenlet that parks at ``predict``; the loop predicts everything parked once it
+has decoded all it read (:mod:`scoring_server.workers.greenlets`), so a batch is what arrived
+during the previous one, with no waiting and no thread. With ``threads > 1``, request threads
+hand their validated input to a batching thread and wait; it takes what is queued, keeps
+collecting while other requests are still being decoded (at most ``max_batch_time_ms``), and
+hands each request its own rows. Either way a batch holds at most ``max_batch_size`` rows and
+merges only inputs that share the same params and kind; a lone request is predicted at once. If
+a merged call fails, or its result cannot be split by rows, every request of that batch is
+predicted on its own, so one bad request never fails the others.
 
 Only for models whose predictions are row-independent (see ``LoadedModel.row_independent``).
 A batcher belongs to one scorer in one process: the scorer makes it after the fork, on its first
@@ -19,14 +22,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import TEMPORARILY_UNAVAILABLE, ScoringError
-from .workers.context import deadline_exceeded
+from .workers.context import batch_loop, deadline_exceeded
 
 _logger = logging.getLogger(__name__)
 
@@ -35,18 +38,26 @@ Predict = Callable[[Any, "dict | None"], Any]
 
 @dataclass
 class _Pending:
-    """One request waiting for its predictions."""
+    """One request waiting for its predictions; a thread waits on ``done`` (held until finished),
+    a greenlet is resumed by the loop."""
 
     data: Any
     params: dict | None
     rows: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Any = None
     result: Any = None
     error: BaseException | None = None
+    finished: bool = False
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
-        self.result, self.error = result, error
-        self.done.set()
+        self.result, self.error, self.finished = result, error, True
+        if self.done is not None:
+            self.done.release()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class AdaptiveBatcher:
@@ -57,13 +68,16 @@ class AdaptiveBatcher:
     unloaded or replaced) requests still in flight are predicted one by one and the thread ends
     once the queue is empty: nothing keeps the model alive. A request waits at most
     ``wait_timeout`` seconds for its batch, then gets a 503. ``on_batch(rows, requests)`` hears
-    about every batch collected (a lone request is a batch of one).
+    about every batch collected (a lone request is a batch of one). Requests in greenlets of a
+    worker's loop are parked there instead; with ``threads`` False no thread is expected, and a
+    request outside such a greenlet is predicted at once.
     """
 
     def __init__(self, predict: Predict, max_batch_size: int, max_batch_time_ms: float,
                  wait_timeout: float | None = None, idle_seconds: float = 1.0,
-                 on_batch: Callable[[int, int], None] | None = None) -> None:
+                 on_batch: Callable[[int, int], None] | None = None, threads: bool = True) -> None:
         self._predict = predict
+        self.threads = threads
         self._on_batch = on_batch
         self.max_batch_size = max_batch_size
         self.max_batch_time = max_batch_time_ms / 1000
@@ -78,6 +92,8 @@ class AdaptiveBatcher:
 
     def arriving(self) -> None:
         """A request started decoding: worth waiting for if a batch is being collected."""
+        if not self.threads:
+            return
         with self._condition:
             self._arriving += 1
 
@@ -85,10 +101,15 @@ class AdaptiveBatcher:
         """Predictions for ``data``, possibly computed together with other requests' rows; waited
         for until ``deadline`` (``time.monotonic()``) at most, else a 504."""
         rows = _row_count(data)
-        if rows is None or self._closed:
+        loop = batch_loop()
+        if rows is not None and loop is not None:  # a greenlet of the worker's loop: with the others it read
+            pending = _Pending(data, params, rows)
+            loop.park(self, pending)
+            return pending.outcome()
+        if rows is None or self._closed or not self.threads:
             self.abandon()
             return self._predict(data, params)
-        pending = _Pending(data, params, rows)
+        pending = _Pending(data, params, rows, _held_lock())
         with self._condition:
             self._arriving = max(self._arriving - 1, 0)
             self._queue.append(pending)
@@ -100,14 +121,19 @@ class AdaptiveBatcher:
         if deadline is not None:
             timeout = max(deadline - time.monotonic(), 0.0) if timeout is None else \
                 min(timeout, max(deadline - time.monotonic(), 0.0))
-        if not pending.done.wait(timeout):
+        if not pending.done.acquire(timeout=-1 if timeout is None else timeout):
             self._check_hung()
             raise deadline_exceeded(self.wait_timeout) if deadline is not None else \
                 ScoringError(f"The prediction did not finish within {self.wait_timeout:g} s.",
                              TEMPORARILY_UNAVAILABLE, status=503)
-        if pending.error is not None:
-            raise pending.error
-        return pending.result
+        return pending.outcome()
+
+    def predict_pending(self, waiting: list[_Pending]) -> None:
+        """Predict requests parked by the worker's loop (in arrival order), in batches."""
+        while waiting:
+            batch = _take_batch(waiting, self.max_batch_size)
+            for group in _groups(batch) if len(batch) > 1 else (batch,):
+                self._predict_group(group)
 
     def _check_hung(self) -> None:
         """A request waited its whole time while the batching thread was inside ``predict``: a
@@ -122,6 +148,8 @@ class AdaptiveBatcher:
 
     def abandon(self) -> None:
         """A request that announced itself will not join a batch (it failed, or cannot be merged)."""
+        if not self.threads:
+            return
         with self._condition:
             self._arriving = max(self._arriving - 1, 0)
             self._condition.notify_all()
@@ -161,11 +189,7 @@ class AdaptiveBatcher:
             while (not self._closed and self._arriving > 0 and sum(p.rows for p in self._queue) < self.max_batch_size
                    and (remaining := deadline - time.monotonic()) > 0):
                 self._condition.wait(remaining)
-            batch, rows = [], 0
-            while self._queue and (not batch or rows + self._queue[0].rows <= self.max_batch_size):
-                rows += self._queue[0].rows
-                batch.append(self._queue.pop(0))
-            return batch
+            return _take_batch(self._queue, self.max_batch_size)
 
     def _predict_group(self, group: list[_Pending]) -> None:
         if self._on_batch is not None:
@@ -186,6 +210,25 @@ class AdaptiveBatcher:
                 pending.finish(self._predict(pending.data, pending.params))
             except BaseException as exc:  # handed to the request's own thread
                 pending.finish(error=exc)
+
+
+def _take_batch(queue: list[_Pending], max_rows: int) -> list[_Pending]:
+    """The next batch from the head of ``queue`` (removed from it): at most ``max_rows`` rows, or
+    one request larger than that."""
+    count, rows = 0, 0
+    while count < len(queue) and (not count or rows + queue[count].rows <= max_rows):
+        rows += queue[count].rows
+        count += 1
+    batch = queue[:count]
+    del queue[:count]
+    return batch
+
+
+def _held_lock() -> Any:
+    """A lock already held: a waiting thread blocks on it until :meth:`_Pending.finish` releases it."""
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 def _row_count(data: Any) -> int | None:

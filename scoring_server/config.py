@@ -217,8 +217,9 @@ class ServerConfigSchema(Schema):
         "Score the model's saved serving input example at start-up and refuse to start if it fails.",
         "--check-serving-input/--no-check-serving-input"))
     threads = fields.Integer(load_default=1, validate=validate.Range(min=1), metadata=_doc(
-        "Threads per worker. Above 1, workers are gthread workers and can batch concurrent requests.",
-        "--threads"))
+        "Threads per worker. 1 (the fastest for models that compute): each worker answers requests on its event "
+        "loop, and batches the predictions of those that arrive together. Above 1: requests are answered by a "
+        "pool of threads, for models that wait on something else (a network call, a database).", "--threads"))
     worker_class = fields.String(load_default="thread", validate=validate.OneOf(["thread", "sync"]), metadata=_doc(
         "thread: requests are read whole by each worker's event loop (slow clients cost no thread), then "
         "answered by its threads; sync: one request at a time per worker, only behind a buffering proxy "
@@ -231,12 +232,14 @@ class ServerConfigSchema(Schema):
         "Seconds a client has to send a request body, after its headers; later, a JSON 408. Raise it for "
         "large bodies over slow links.", "--body-timeout"))
     batching = fields.String(load_default="auto", validate=validate.OneOf(["auto", "on", "off"]), metadata=_doc(
-        "Adaptive batching of concurrent requests (needs threads > 1): auto = for models whose rows are scored "
-        "independently (scikit-learn); on = also for custom models (you vouch for them); off.", "--batching"))
+        "Adaptive batching of concurrent requests into one predict call: auto = for models whose rows are scored "
+        "independently (scikit-learn); on = also for custom models (you vouch for them); off. Not with the sync "
+        "worker class and one thread.", "--batching"))
     max_batch_size = fields.Integer(load_default=64, validate=validate.Range(min=1), metadata=_doc(
         "Largest merged batch, in rows.", "--max-batch-size"))
     max_batch_time_ms = fields.Float(load_default=5.0, validate=validate.Range(min=0), metadata=_doc(
-        "Longest a batch waits for requests still being decoded, in milliseconds.", "--max-batch-time-ms"))
+        "With threads > 1: longest a batch waits for requests still being decoded, in milliseconds (with one "
+        "thread a batch is what arrived together, and never waits).", "--max-batch-time-ms"))
     protocol = fields.String(load_default="mlflow2", validate=validate.OneOf(PROTOCOLS), metadata=_doc(
         "Wire protocol of the clients: mlflow2 (MLflow 2.x/3.x), mlflow1 (MLflow 1.x: bare DataFrame JSON, "
         "format= parameters, bare responses) or auto (each request answered in its own generation); see "

@@ -7,11 +7,15 @@ numbers is decoded straight into a float64 matrix in the model's column order. B
 converting a DataFrame, and scikit-learn's DataFrame checks, are the bulk of a small request's
 time otherwise.
 
+A CSV body whose header names exactly the model's columns, in order, and whose cells are all
+plain numbers, is read the same way (``numpy.loadtxt``, without pandas).
+
 Anything outside that case returns None and takes the general path, which also produces every
 error answer, so answers never depend on which path ran.
 """
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
@@ -21,6 +25,7 @@ from flavors import LoadedModel
 from flavors.signature import ColSpec, ScalarType
 
 from .decoding.json_formats import DATAFRAME_RECORDS, DATAFRAME_SPLIT, INPUTS, LLM_KEYS, PARAMS_KEY
+from .decoding.limits import DecodeLimits
 
 
 class NumericFastPath:
@@ -30,6 +35,7 @@ class NumericFastPath:
         self.columns = columns
         self.exact_columns = exact_columns  # no signature: nothing reorders or drops columns
         self._column_list = list(columns)
+        self._header = [name.encode() for name in columns]
 
     @classmethod
     def for_model(cls, model: LoadedModel) -> NumericFastPath | None:
@@ -61,6 +67,21 @@ class NumericFastPath:
             return None
         return matrix
 
+    def csv_matrix(self, body: bytes, limits: DecodeLimits) -> np.ndarray | None:
+        """A CSV body's rows as a matrix, when its header is the model's columns and every cell a
+        number (as pandas would read it); None for the general path (and any error it words)."""
+        end = body.find(b"\n")
+        header = body[:end].rstrip(b"\r") if end >= 0 else b""
+        rows = body[end + 1:]
+        if header.split(b",") != self._header or not rows.strip() or (
+                limits.bounds_size and not _within(rows, len(self.columns), limits)):
+            return None
+        try:
+            matrix = np.loadtxt(io.BytesIO(rows), delimiter=",", comments=None, ndmin=2, dtype=np.float64)
+        except ValueError:
+            return None
+        return matrix if matrix.shape[1:] == (len(self.columns),) and len(matrix) else None
+
     def frame_as_matrix(self, data: Any) -> Any:
         """A validated DataFrame of exactly the model's double columns, as its values; else unchanged."""
         if isinstance(data, pd.DataFrame) and list(data.columns) == self._column_list and all(
@@ -87,6 +108,13 @@ class NumericFastPath:
             return None  # unequal columns are an error the general path words
         columns = [value[name] for name in self.columns]
         return list(zip(*columns)) if isinstance(columns[0], list) else [columns]
+
+
+def _within(lines: bytes, columns: int, limits: DecodeLimits) -> bool:
+    """Whether CSV ``lines`` hold few enough rows (at most one a line) for the decode limits."""
+    rows = lines.count(b"\n") + (not lines.endswith(b"\n"))
+    return (limits.max_rows is None or rows <= limits.max_rows) and (
+        limits.max_cells is None or rows * columns <= limits.max_cells)
 
 
 def _double_columns(specs: tuple) -> tuple[str, ...] | None:

@@ -33,6 +33,7 @@ class BatchingPolicy:
     max_batch_size: int
     max_batch_time_ms: float
     wait_timeout: float | None = None
+    threads: bool = True  # requests also come from threads (else only from the worker loop's greenlets)
 
 
 class Scorer:
@@ -148,7 +149,7 @@ class Scorer:
                     policy = self.batching
                     self._batcher = AdaptiveBatcher(self.predict_now, policy.max_batch_size,
                                                     policy.max_batch_time_ms, policy.wait_timeout,
-                                                    on_batch=self._batched)
+                                                    on_batch=self._batched, threads=policy.threads)
                     self._batcher_pid = pid
         return self._batcher
 

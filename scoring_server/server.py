@@ -6,6 +6,7 @@ and, as with MLflow's command line, wins over the options given here.
 """
 from __future__ import annotations
 
+import gc
 import math
 import socket
 import ssl
@@ -55,6 +56,9 @@ def start_worker(worker: Any) -> None:
     (background threads, reporting the models it serves)."""
     for start in worker.wsgi.extensions.get("worker_start", ()):
         start()
+    # What the worker holds now (the model, the libraries) lives as long as it does: the garbage
+    # collector stops scanning it, so a full collection no longer pauses every request for ~100 ms.
+    gc.freeze()
 
 
 def stop_server(arbiter: Any) -> None:

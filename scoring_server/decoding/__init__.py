@@ -36,8 +36,11 @@ def decode_json_request(payload: Any, inputs: ModelInputs) -> DecodedRequest:
 
 
 def decode_table(body: bytes, media_type: str, inputs: ModelInputs) -> DecodedRequest:
-    """A CSV or parquet body as a DataFrame."""
+    """A CSV or parquet body as a DataFrame (numeric CSV rows as a matrix, when the model allows it)."""
     if media_type == content_types.CSV:
+        matrix = inputs.fast_path.csv_matrix(body, active_limits()) if inputs.fast_path else None
+        if matrix is not None:
+            return DecodedRequest(matrix, format="csv", validated=True)
         input_schema = inputs.signature.inputs if inputs.signature else None
         return DecodedRequest(decode_csv(body, input_schema), format="csv")
     return DecodedRequest(decode_parquet(body), format="parquet")

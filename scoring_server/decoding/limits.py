@@ -12,8 +12,8 @@ outside an HTTP request (the batch ``predict`` command) runs with :data:`NO_LIMI
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import chain, compress
 from typing import Any
@@ -39,35 +39,30 @@ class DecodeLimits:
 NO_LIMITS = DecodeLimits()
 
 
-class _Active(threading.local):
-    """The active limits of this thread: a request is decoded on the thread that serves it."""
-
-    limits: DecodeLimits = NO_LIMITS
-
-
-_active = _Active()
+# The active limits where a request is decoded: its thread, or its greenlet (each has its own context).
+_active: ContextVar[DecodeLimits] = ContextVar("decode_limits", default=NO_LIMITS)
 
 
 def active_limits() -> DecodeLimits:
     """The limits of the request being decoded (:data:`NO_LIMITS` outside a request)."""
-    return _active.limits
+    return _active.get()
 
 
 class applying:  # used as a function: ``with applying(limits):``
-    """Make ``limits`` the active limits of this thread for the duration of the block (a class,
+    """Make ``limits`` the active limits of this request for the duration of the block (a class,
     not a generator: it runs once per request)."""
 
-    __slots__ = ("limits", "previous")
+    __slots__ = ("limits", "token")
 
     def __init__(self, limits: DecodeLimits) -> None:
         self.limits = limits
 
     def __enter__(self) -> DecodeLimits:
-        self.previous, _active.limits = _active.limits, self.limits
+        self.token = _active.set(self.limits)
         return self.limits
 
     def __exit__(self, *exc_info: object) -> None:
-        _active.limits = self.previous
+        _active.reset(self.token)
 
 
 def too_large(message: str, key: str, advice: str = " Send the input in smaller requests.") -> ScoringError:

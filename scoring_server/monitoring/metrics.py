@@ -17,6 +17,7 @@ import struct
 import threading
 from bisect import bisect_left
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -163,11 +164,18 @@ class ScoringSeries:
     rows: Any
 
 
-class _RequestState(threading.local):
-    """The request this thread is answering: when it reached the app, and its scoring event."""
+class _RequestTiming:
+    """A request being answered: when it reached the app, and its scoring event."""
 
-    started: float | None = None
-    event: ScoringEvent | None = None
+    __slots__ = ("started", "event")
+
+    def __init__(self, started: float) -> None:
+        self.started: float | None = started
+        self.event: ScoringEvent | None = None
+
+
+# The request being answered where this code runs (its thread, or its greenlet: each has its own context).
+_timing: ContextVar[_RequestTiming | None] = ContextVar("request_timing", default=None)
 
 
 class ServerMetrics:
@@ -204,7 +212,6 @@ class ServerMetrics:
                                    "When the served model version was registered, else saved (Unix time).",
                                    versions, registry=self.registry, multiprocess_mode="livemax")
         self.models_loaded: Gauge | None = None  # made by the first process that serves: not the master
-        self._state = _RequestState()
         self._scoring = Cache(self._scoring_series)
         self._served: set[tuple[str, str, str]] = set()
         self._served_lock = threading.Lock()
@@ -220,22 +227,23 @@ class ServerMetrics:
 
     def timing(self, wsgi_app: WsgiApp) -> WsgiApp:
         """``wsgi_app`` counted in flight, and its requests timed from their arrival."""
-        state, in_flight = self._state, fast_series(self.in_flight)
+        in_flight = fast_series(self.in_flight)
 
         def timed_app(environ: dict, start_response: Callable) -> Any:
-            state.started, state.event = perf_counter(), None
+            token = _timing.set(_RequestTiming(perf_counter()))
             in_flight.inc(1)
             try:
                 return wsgi_app(environ, start_response)
             finally:
                 in_flight.inc(-1)
+                _timing.reset(token)
 
         return timed_app
 
     def count_response(self, response: Response) -> Response:
         """Flask ``after_request`` hook: count the response by route, and the scoring it answers."""
-        state = self._state
-        started = state.started
+        state = _timing.get()
+        started = state.started if state is not None else None
         if started is None:  # counted already (Flask runs the hooks again when a later one fails)
             return response
         seconds = perf_counter() - started
@@ -276,7 +284,9 @@ class ServerMetrics:
         """Observer of the app's events; a scoring is counted with its response (:meth:`count_response`)."""
         kind = type(event)
         if kind is ScoringEvent:
-            self._state.event = event
+            state = _timing.get()
+            if state is not None:
+                state.event = event
         elif kind is BatchEvent:
             model_version = (event.model, event.version or "")
             self.batch_rows[model_version].observe(event.rows)

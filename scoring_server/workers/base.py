@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -100,6 +101,15 @@ class RequestState:
         return self.status == self.ABANDONED and not self.done
 
 
+# The request being answered where this code runs: a thread of the worker, or a greenlet of its loop.
+_current: ContextVar[RequestState | None] = ContextVar("worker_request", default=None)
+
+
+def current_request() -> RequestState | None:
+    """The state of the request the calling thread (or greenlet) answers."""
+    return _current.get()
+
+
 class ScoringWorkerMixin:
     """JSON errors, the per-request deadline and the claim, for a gunicorn worker class."""
 
@@ -107,7 +117,6 @@ class ScoringWorkerMixin:
     log: Any
     cfg: Any
     wsgi: Callable
-    _current = threading.local()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()  # type: ignore[misc]
@@ -118,7 +127,7 @@ class ScoringWorkerMixin:
     def _answer_with_claim(self, environ: dict, start_response: Callable) -> Any:
         """The app, whose response goes out only if the worker did not answer at the deadline."""
         http_errors.check_host(environ)  # answered as the parser's errors are
-        state = self._current.state
+        state = current_request()
         state.environ = environ  # the request's ID, once the app gives it, for the worker's own answer
 
         def claiming_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
@@ -131,8 +140,8 @@ class ScoringWorkerMixin:
         return self._app(environ, claiming_start_response)
 
     def run_request(self, state: RequestState) -> None:
-        """Called on the thread that runs ``state``'s request, before it is read."""
-        self._current.state = state
+        """Called where ``state``'s request runs (its thread or greenlet), before it is read."""
+        _current.set(state)
         context.set_request_deadline(state.deadline)
 
     def request_done(self, state: RequestState) -> None:
@@ -169,7 +178,7 @@ class ScoringWorkerMixin:
         "request_id": ...}``."""
         if isinstance(exc, RequestAbandoned):
             return  # answered at its deadline
-        state = getattr(self._current, "state", None)
+        state = current_request()
         if state is not None and not state.claim_response():
             return
         addr = addr or ("", -1)

@@ -22,7 +22,8 @@ from typing import Any
 from gunicorn.workers import sync
 
 from . import context, http_errors
-from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin, request_environ
+from .base import (DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin, current_request,
+                   request_environ)
 from .thread import DRAIN_SETTLE
 
 _WATCH_INTERVAL = 0.05
@@ -57,7 +58,7 @@ class SyncWorker(ScoringWorkerMixin, sync.SyncWorker):
             self.request_done(state)
 
     def _answer_with_claim(self, environ: dict, start_response: Any) -> Any:
-        state = self._current.state
+        state = current_request()
         state.deadline = time.monotonic() + self.settings.request_timeout
         context.set_request_deadline(state.deadline)
         self._reading = False

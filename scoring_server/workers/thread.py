@@ -13,6 +13,11 @@ its thread's answer is dropped when it comes. A thread still running a request p
 is *stuck*; when all of a worker's threads are, the worker answers what it holds with a 503, and
 exits for gunicorn to start a fresh one: a hung prediction cannot take a worker for ever.
 
+With one thread (the default), a request read whole is answered on the loop itself, in a greenlet,
+and the predictions of the requests the loop read together are batched (see :mod:`.greenlets`);
+a watch thread keeps their deadlines, and interrupts the loop (SIGALRM) past one. With more
+threads, requests go to the thread pool, for models that wait on something else than the CPU.
+
 On SIGTERM the worker drains (see :mod:`.drain`): requests in flight and already received are
 answered with ``Connection: close``, idle kept-alive connections are closed, and when the whole
 server stops, the connections already in the listen queue are accepted and answered first.
@@ -23,10 +28,12 @@ import errno
 import logging
 import os
 import selectors
+import signal
 import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -37,6 +44,7 @@ from gunicorn.workers import gthread
 
 from . import context, http_errors
 from .base import DEADLINE_SLACK, RequestAbandoned, RequestState, ScoringWorkerMixin, request_environ
+from .greenlets import CooperativeSocket, RequestGreenlets
 from .reader import MORE, WHOLE, RequestReader
 
 _ABANDONED = object()
@@ -51,6 +59,7 @@ DRAIN_SETTLE = 0.2
 BUFFER_BUDGET = 256 * 1024 * 1024
 _RECV = 65536
 _CHECK_INTERVAL = 0.05
+_ACCEPT_BATCH = 64
 
 
 class Conn(gthread.TConn):
@@ -84,6 +93,9 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
         self._listening = True
         self._ssl_context = None
         self._next_check = 0.0
+        self.greenlets: RequestGreenlets | None = None  # with one thread: requests answered on the loop
+        self._ready: list[Conn] = []  # read whole, to be answered on the loop in this turn
+        self._main_thread = 0
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -95,12 +107,16 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
     def run(self) -> None:
         self.poller.register(self.method_queue.fileno(), selectors.EVENT_READ, self.method_queue.run_callbacks)
         self.set_accept_enabled(True)
+        if self.cfg.threads == 1:
+            self._answer_on_the_loop()
         while self.alive:
             self.notify()
             can_accept = self.nr_conns < self.worker_connections
             if can_accept != self._accepting:
                 self.set_accept_enabled(can_accept)
             self.wait_for_and_dispatch_events(timeout=self._tick())
+            if self._ready:
+                self._answer_ready()
             if not self.is_parent_alive():
                 break
             now = time.monotonic()
@@ -125,6 +141,8 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
         """Answer what is past its deadline: requests (504), slow requests being read (408). At most
         every 50 ms (and when a request deadline is due), so that a busy loop does not pay for it."""
         self._next_check = now + _CHECK_INTERVAL
+        if self.greenlets is not None:
+            self.greenlets.expire_writers(now)
         if self.paused and self.buffered <= self.budget // 2:
             for conn in self.paused:
                 self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._readable, conn))
@@ -155,12 +173,20 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
     # --- reading requests -------------------------------------------------------------------------
 
     def accept(self, listener: Any) -> None:
+        """Accept the connections waiting (at most ``_ACCEPT_BATCH``), and read what each has sent
+        already: requests that arrive together are answered in the same turn of the loop (and their
+        predictions batched), even from clients that open a connection per request."""
+        for _ in range(_ACCEPT_BATCH):
+            if self.nr_conns >= self.worker_connections or not self._accept_one(listener):
+                return
+
+    def _accept_one(self, listener: Any) -> bool:
         try:
             client, addr = listener.accept()
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return
+            return False
         self.nr_conns += 1
         _set_io_timeouts(client, self.settings.body_timeout)
         reader = RequestReader(self.cfg.limit_request_line or 1 << 20, _head_limit(self.cfg), self.settings.max_body)
@@ -171,10 +197,12 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
                                                             suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
             except (OSError, ValueError):
                 self._closed(conn)
-                return
+                return True
             conn.sock.setblocking(False)
             conn.handshaking = True
         self._read(conn, time.monotonic() + self.settings.header_timeout)
+        self._readable(conn, conn.sock)
+        return True
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:
@@ -270,7 +298,10 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
         conn.request = self.in_flight[conn] = RequestState(now, now + self.settings.request_timeout)
         # Not read whole: where the next request would start is unknown, so the answer closes.
         conn.request.close_after = not whole
-        self.enqueue_req(conn)
+        if self.greenlets is not None and whole:
+            self._ready.append(conn)
+        else:
+            self.enqueue_req(conn)
 
     # --- a thread answers -------------------------------------------------------------------------
 
@@ -282,9 +313,10 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
         self.run_request(state)
         req = None
         try:
-            conn.sock.setblocking(True)
-            # The request is in memory. Reading more (a request cut short) or sending to a client that
-            # does not read is bounded by the kernel (SO_RCVTIMEO, SO_SNDTIMEO, set on accept).
+            if self.greenlets is None or conn.whole is False:
+                conn.sock.setblocking(True)
+                # The request is in memory. Reading more (a request cut short) or sending to a client that
+                # does not read is bounded by the kernel (SO_RCVTIMEO, SO_SNDTIMEO, set on accept).
             if conn.parser is None:
                 conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
                 conn.initialized = True
@@ -321,11 +353,15 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
 
     def finish_request(self, conn: Conn, fs: Any) -> None:
         """Back on the main thread: read the connection's next request, or close it."""
-        state = self.in_flight.pop(conn, None)
         try:
             result = fs.result() if not fs.cancelled() else False
         except Exception:  # noqa: BLE001
             result = False
+        self._finished(conn, result)
+
+    def _finished(self, conn: Conn, result: Any) -> None:
+        """On the loop, ``handle``'s ``result`` for ``conn``: read its next request, or close it."""
+        state = self.in_flight.pop(conn, None)
         if result is _ABANDONED or (state is not None and state.abandoned):
             self._closed(conn)  # answered (and shut) at its deadline
         elif result is True:
@@ -336,6 +372,51 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
             self._read(conn, time.monotonic() + keep, pending, kept_alive=True)
         else:
             self._close(conn)
+
+    # --- answering on the loop (one thread) ----------------------------------------------------------
+
+    def _answer_on_the_loop(self) -> None:
+        """Answer whole requests in greenlets of this thread; start the watch of their deadlines."""
+        self.greenlets = RequestGreenlets(self.poller, self.settings.body_timeout)
+        self._main_thread = threading.get_ident()
+        signal.signal(signal.SIGALRM, self._interrupt)
+        threading.Thread(target=self._watch, name="deadline-watch", daemon=True).start()
+
+    def _answer_ready(self) -> None:
+        """Answer the requests read whole in this turn: each up to its prediction (or to its end),
+        then their predictions together, then their answers."""
+        ready, self._ready = self._ready, []
+        for conn in ready:
+            self.greenlets.start(self._answer_in_greenlet, conn, conn.request)
+        self.greenlets.flush(context.deadline_exceeded)
+
+    def _answer_in_greenlet(self, conn: Conn) -> None:
+        context.set_batch_loop(self.greenlets)
+        sock = conn.sock
+        conn.sock = CooperativeSocket(sock, self.greenlets)
+        try:
+            result = self.handle(conn)
+        finally:
+            conn.sock = sock
+        self._finished(conn, result)
+
+    def _watch(self) -> None:
+        """The watch thread: answer what runs on the loop past its deadline (504), and interrupt it."""
+        while self.alive:
+            now = time.monotonic()
+            running = self.greenlets.running
+            late = [state for state in running if now >= state.deadline + DEADLINE_SLACK and state.abandon()]
+            if late:
+                for conn, state in list(self.in_flight.items()):
+                    if state in late:
+                        self._answer_and_shut(conn, self.deadline_answer(state, conn.client))
+                signal.pthread_kill(self._main_thread, signal.SIGALRM)
+            time.sleep(_CHECK_INTERVAL)
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        """SIGALRM from the watch thread: stop the code of a request answered at its deadline."""
+        if any(state.abandoned for state in self.greenlets.running):
+            raise RequestAbandoned()
 
     # --- closing ----------------------------------------------------------------------------------
 
@@ -412,6 +493,8 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
                 break
             self.notify()
             self.wait_for_and_dispatch_events(timeout=min(self._tick(), 0.05 if self._listening else 0.25))
+            if self._ready:
+                self._answer_ready()
             for conn in self.reading:
                 if not conn.buffer:  # kept alive, or accepted while draining and silent
                     conn.deadline = min(conn.deadline, now + DRAIN_KEEPALIVE_LINGER)

@@ -9,6 +9,7 @@ import pytest
 
 from flavors import load_model
 from scoring_server.decoding import ModelInputs
+from scoring_server.decoding.limits import NO_LIMITS, DecodeLimits
 from scoring_server.errors import ScoringError
 from scoring_server.pipeline import Scorer
 
@@ -68,3 +69,46 @@ def test_fast_path_is_taken_for_plain_numeric_rows(scorers):
 
 def test_no_fast_path_for_custom_models_or_non_double_signatures():
     assert Scorer(load_model(str(FIXTURES / "day_models"))).fast_path is None
+
+
+CSV_ODD_CELLS = ["", "nan", "NaN", "inf", "-inf", " 4 ", "1_0", "0x10", "abc", '"2.5"', "1e5", "+3", ".5", "5.",
+                 "1e400", "9007199254740993", "#1", "True", "1,2"]
+
+
+def random_csv(rng: random.Random) -> bytes:
+    """A CSV body with odd headers, odd cells, ragged rows, blank lines and line endings."""
+    columns = rng.choice([COLUMNS, COLUMNS[::-1], COLUMNS + ["extra"], COLUMNS[:3], ['"sepal_length"', *COLUMNS[1:]]])
+    rows = [[rng.choice(CSV_ODD_CELLS) if rng.random() < 0.15 else repr(round(rng.uniform(0, 8), 3)) for _ in columns]
+            for _ in range(rng.choice([0, 1, 3, 10]))]
+    if rows and rng.random() < 0.1:
+        rows[0] = rows[0][:-1]
+    end = rng.choice(["\n", "\r\n"])
+    lines = [",".join(columns), *(",".join(row) for row in rows)]
+    if rng.random() < 0.1:
+        lines.insert(1, "")
+    return (end.join(lines) + rng.choice([end, ""])).encode()
+
+
+def csv_answer(scorer: Scorer, body: bytes) -> tuple:
+    try:
+        return ("ok", scorer.score(body, "text/csv"))
+    except ScoringError as error:
+        return (error.status, error.error_code, error.message)
+
+
+def test_random_csv_bodies_get_identical_answers(scorers):
+    fast, general = scorers
+    rng = random.Random(4321)
+    taken = 0
+    for _ in range(1500):
+        body = random_csv(rng)
+        assert csv_answer(fast, body) == csv_answer(general, body), body
+        taken += fast.fast_path.csv_matrix(body, NO_LIMITS) is not None
+    assert taken > 50  # the fast path was taken, not only skipped
+
+
+def test_csv_over_the_limits_takes_the_general_path_that_words_the_error(scorers):
+    fast, _ = scorers
+    body = (",".join(COLUMNS) + "\n" + "1,2,3,4\n" * 11).encode()
+    assert fast.fast_path.csv_matrix(body, DecodeLimits(max_rows=10)) is None
+    assert fast.fast_path.csv_matrix(body, DecodeLimits(max_rows=11)).shape == (11, 4)
