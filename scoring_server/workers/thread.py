@@ -59,7 +59,6 @@ DRAIN_SETTLE = 0.2
 BUFFER_BUDGET = 256 * 1024 * 1024
 _RECV = 65536
 _CHECK_INTERVAL = 0.05
-_ACCEPT_BATCH = 64
 
 
 class Conn(gthread.TConn):
@@ -173,20 +172,14 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
     # --- reading requests -------------------------------------------------------------------------
 
     def accept(self, listener: Any) -> None:
-        """Accept the connections waiting (at most ``_ACCEPT_BATCH``), and read what each has sent
-        already: requests that arrive together are answered in the same turn of the loop (and their
-        predictions batched), even from clients that open a connection per request."""
-        for _ in range(_ACCEPT_BATCH):
-            if self.nr_conns >= self.worker_connections or not self._accept_one(listener):
-                return
-
-    def _accept_one(self, listener: Any) -> bool:
+        """Accept one connection (the workers take turns: a worker taking all it can would serve a
+        pool of kept-alive connections alone) and read what it has sent already."""
         try:
             client, addr = listener.accept()
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return False
+            return
         self.nr_conns += 1
         _set_io_timeouts(client, self.settings.body_timeout)
         reader = RequestReader(self.cfg.limit_request_line or 1 << 20, _head_limit(self.cfg), self.settings.max_body)
@@ -197,12 +190,11 @@ class ThreadWorker(ScoringWorkerMixin, gthread.ThreadWorker):
                                                             suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
             except (OSError, ValueError):
                 self._closed(conn)
-                return True
+                return
             conn.sock.setblocking(False)
             conn.handshaking = True
         self._read(conn, time.monotonic() + self.settings.header_timeout)
         self._readable(conn, conn.sock)
-        return True
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._ssl_context is None:

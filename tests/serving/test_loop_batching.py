@@ -35,12 +35,13 @@ BIG_ANSWER_MODEL = textwrap.dedent('''
 
 
 def assert_burst_answers_match(server: RunningServer, scorer: Scorer, bodies: list[str], width: int = 32) -> None:
-    """Send ``width`` requests at once (one connection each), then read their answers: the loop
-    reads them in the same turns, so they meet in batches whatever the speed of this client."""
-    for start in range(0, len(bodies), width):
-        chunk = bodies[start:start + width]
-        connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in chunk]
-        try:
+    """On ``width`` kept-alive connections, send a request on each, then read their answers, and
+    again: the loop reads them in the same turns, so they meet in batches whatever the speed of
+    this client."""
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(width)]
+    try:
+        for start in range(0, len(bodies), width):
+            chunk = bodies[start:start + width]
             for connection, body in zip(connections, chunk):
                 connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
             for connection, body in zip(connections, chunk):
@@ -48,9 +49,9 @@ def assert_burst_answers_match(server: RunningServer, scorer: Scorer, bodies: li
                 payload = json.loads(response.read())
                 got = (response.status, payload if response.status == 200 else payload["error_code"])
                 assert same_answer(got, expected_answer(scorer, body)), body
-        finally:
-            for connection in connections:
-                connection.close()
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def test_the_default_worker_batches_concurrent_requests_and_answers_like_single_ones():
