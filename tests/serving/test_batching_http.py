@@ -1,7 +1,8 @@
-"""Threaded workers with adaptive batching answer every concurrent request exactly as one-at-a-time
-scoring does, bad requests included."""
+"""Workers with adaptive batching (on their event loop, or with threads) answer every concurrent
+request exactly as one-at-a-time scoring does, bad requests included."""
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import re
@@ -51,6 +52,26 @@ def assert_concurrent_answers_match(server: RunningServer, scorer: Scorer, bodie
         assert same_answer(got, expected_answer(scorer, body)), body
 
 
+def assert_burst_answers_match(server: RunningServer, scorer: Scorer, bodies: list[str], width: int = 32) -> None:
+    """On ``width`` kept-alive connections, send a request on each, then read their answers, and
+    again: the loop reads them in the same turns, so they meet in batches whatever the speed of
+    this client."""
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(width)]
+    try:
+        for start in range(0, len(bodies), width):
+            chunk = bodies[start:start + width]
+            for connection, body in zip(connections, chunk):
+                connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+            for connection, body in zip(connections, chunk):
+                response = connection.getresponse()
+                payload = json.loads(response.read())
+                got = (response.status, payload if response.status == 200 else payload["error_code"])
+                assert same_answer(got, expected_answer(scorer, body)), body
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 def same_answer(got, expected) -> bool:
     """Equal, except that floats may differ in the last bits: a model's vectorized math over a
     batch may sum in another order than over one row (BLAS), never more than that."""
@@ -76,16 +97,17 @@ def test_sklearn_batches_answer_like_single_requests():
     assert any(n > 1 for n in merged_batches(log)), "no request was ever merged into a batch"
 
 
+@pytest.mark.parametrize("threads", ["1", "16"], ids=["event_loop", "threads"])
 @pytest.mark.parametrize("batching", ["on", "auto"])
-def test_custom_models_batch_only_when_asked(batching):
-    server = RunningServer(FIXTURES / "day_models", "--threads", "16", "--batching", batching, workers=1,
+def test_custom_models_batch_only_when_asked_and_never_across_params(batching, threads):
+    server = RunningServer(FIXTURES / "day_models", "--threads", threads, "--batching", batching, workers=1,
                            env={"SCORING_SERVER_LOG_LEVEL": "debug"})
     rng = random.Random(7)
     bodies = [json.dumps({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[rng.random(), 2.0, 3.0]]},
                           "params": {"day_of_week": rng.choice(["Monday", "Tuesday", "Sunday"])}})
               for _ in range(200)]
     try:
-        assert_concurrent_answers_match(server, Scorer(load_model(str(FIXTURES / "day_models"))), bodies)
+        assert_burst_answers_match(server, Scorer(load_model(str(FIXTURES / "day_models"))), bodies)
     finally:
         log = server.stop()
     assert bool(merged_batches(log)) == (batching == "on")

@@ -3,9 +3,7 @@ predictions of concurrent requests: every answer equals one-at-a-time scoring, b
 model errors included; a client that does not read its answer holds nothing but its socket."""
 from __future__ import annotations
 
-import http.client
 import json
-import random
 import socket
 import textwrap
 import time
@@ -16,8 +14,7 @@ from flavors import load_model
 from scoring_server.pipeline import Scorer
 
 from ..conftest import FIXTURES, RunningServer
-from .test_batching_http import (assert_concurrent_answers_match, expected_answer, iris_bodies, merged_batches,
-                                 same_answer)
+from .test_batching_http import assert_burst_answers_match, assert_concurrent_answers_match, iris_bodies, merged_batches
 
 BIG_ANSWER_MODEL = textwrap.dedent('''
     from flavors.python_model import PythonModel, set_model
@@ -34,26 +31,6 @@ BIG_ANSWER_MODEL = textwrap.dedent('''
 ''')
 
 
-def assert_burst_answers_match(server: RunningServer, scorer: Scorer, bodies: list[str], width: int = 32) -> None:
-    """On ``width`` kept-alive connections, send a request on each, then read their answers, and
-    again: the loop reads them in the same turns, so they meet in batches whatever the speed of
-    this client."""
-    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(width)]
-    try:
-        for start in range(0, len(bodies), width):
-            chunk = bodies[start:start + width]
-            for connection, body in zip(connections, chunk):
-                connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
-            for connection, body in zip(connections, chunk):
-                response = connection.getresponse()
-                payload = json.loads(response.read())
-                got = (response.status, payload if response.status == 200 else payload["error_code"])
-                assert same_answer(got, expected_answer(scorer, body)), body
-    finally:
-        for connection in connections:
-            connection.close()
-
-
 def test_the_default_worker_batches_concurrent_requests_and_answers_like_single_ones():
     server = RunningServer(FIXTURES / "iris", workers=2, env={"SCORING_SERVER_LOG_LEVEL": "debug"})
     try:
@@ -66,21 +43,6 @@ def test_the_default_worker_batches_concurrent_requests_and_answers_like_single_
     assert any(n > 1 for n in merged_batches(log)), "no request was ever merged into a batch"
     assert "Using worker: scoring_server.workers.thread.ThreadWorker" in log
     assert "scoring_server_batch_requests_count" in metrics
-
-
-@pytest.mark.parametrize("batching", ["on", "auto"])
-def test_custom_models_batch_on_the_loop_only_when_asked_and_never_across_params(batching):
-    server = RunningServer(FIXTURES / "day_models", "--batching", batching, workers=1,
-                           env={"SCORING_SERVER_LOG_LEVEL": "debug"})
-    rng = random.Random(11)
-    bodies = [json.dumps({"dataframe_split": {"columns": ["a", "b", "c"], "data": [[rng.random(), 2.0, 3.0]]},
-                          "params": {"day_of_week": rng.choice(["Monday", "Tuesday", "Sunday"])}})
-              for _ in range(300)]
-    try:
-        assert_burst_answers_match(server, Scorer(load_model(str(FIXTURES / "day_models"))), bodies)
-    finally:
-        log = server.stop()
-    assert bool(merged_batches(log)) == (batching == "on")
 
 
 @pytest.fixture(scope="module")
