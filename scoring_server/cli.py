@@ -28,11 +28,20 @@ _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s
 _CONTEXT = {"help_option_names": ["--help"]}
 _BATCH_TYPES = {"json": content_types.JSON, "csv": content_types.CSV, "parquet": content_types.PARQUET}
 _MODEL_URI_HELP = "Model directory, file:// URI or models:/NAME/VERSION (also /STAGE, @ALIAS, /latest) registry URI."
-#: The values of MLflow's ``--env-manager``; only ``local`` is built here.
+#: The values of MLflow's ``--env-manager``: conda is refused, virtualenv and uv build the model's environment.
 _ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
 
 
-@click.group(context_settings=_CONTEXT)
+class _CommandLine(click.Group):
+    """The group that keeps its arguments: ``--env-manager virtualenv|uv`` re-runs them in the model's
+    environment."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_CommandLine, context_settings=_CONTEXT)
 @click.version_option(__version__, "--version", prog_name="scoring-server")
 def main() -> None:
     """Serve MLflow-format models over HTTP, or score files in batch."""
@@ -62,16 +71,21 @@ def _option_help(key: ConfigKey) -> str:
     return f"{key.help} [{default}env: {key.env}]"
 
 
+_env_manager_option = click.option(
+    "--env-manager", type=click.Choice(_ENV_MANAGERS), default="local", show_default=True,
+    help="Where the model runs: local, this Python environment; virtualenv (venv and pip) or uv, its own "
+         "environment built from its python_env.yaml and requirements.txt (cached, see "
+         "SCORING_SERVER_ENV_ROOT). conda is not available.")
+
+
 def _mlflow_environment_options(command: Callable) -> Callable:
     """The environment flags of ``mlflow models serve``/``predict`` (``--enable-mlserver``: MLflow 1.x), so that
     commands typed with MLflow habits get an answer about them rather than "No such option"."""
     options = [
-        click.option("--env-manager", type=click.Choice(_ENV_MANAGERS), default="local", show_default=True,
-                     help="Where the model runs: local, this Python environment (install the model's "
-                          "requirements.txt into it). conda, virtualenv and uv are not built yet."),
+        _env_manager_option,
         click.option("--no-conda", is_flag=True, help="MLflow 1.x's --env-manager local: what this server does."),
         click.option("--install-mlflow", is_flag=True,
-                     help="No effect: no environment is built, and serving needs no MLflow."),
+                     help="No effect: serving needs no MLflow, and a model's environment never gets it."),
         click.option("--enable-mlserver", is_flag=True,
                      help="MLflow 1.x's MLServer (v2 inference protocol): not available, refused."),
     ]
@@ -85,14 +99,52 @@ def _check_mlflow_environment(env_manager: str, no_conda: bool, install_mlflow: 
     if enable_mlserver:
         raise click.ClickException("--enable-mlserver: MLServer and its v2 inference protocol are not available; "
                                    "this server answers MLflow's /invocations protocol")
-    if env_manager != "local":
-        raise click.ClickException(f"--env-manager {env_manager}: building {env_manager} environments is not "
-                                   "supported yet; install the model's requirements into this Python environment "
-                                   "and use --env-manager local (the default)")
+    _check_env_manager(env_manager)
     if no_conda:
         click.echo("--no-conda: the model runs in this Python environment, as with --env-manager local", err=True)
     if install_mlflow:
-        click.echo("--install-mlflow: ignored, no environment is built and serving needs no MLflow", err=True)
+        click.echo("--install-mlflow: ignored, serving needs no MLflow", err=True)
+
+
+def _check_env_manager(env_manager: str) -> None:
+    if env_manager == "conda":
+        raise click.ClickException("--env-manager conda: conda environments are not available; use virtualenv or "
+                                   "uv (built from the model's python_env.yaml) or local (this environment)")
+
+
+def _run_in_model_environment(env_manager: str, model_uri: str | None, registry_root: str | None = None) -> None:
+    """With ``virtualenv`` or ``uv``: build (or reuse) the model's environment and re-run this command in it,
+    never returning; with ``local``, return at once."""
+    if env_manager == "local":
+        return
+    from .environments import ModelEnvironmentError, prepare_environment, rerun_in_environment
+
+    if model_uri is None:
+        raise click.ClickException(f"--env-manager {env_manager} builds the environment of one model (-m); "
+                                   "a server of many models runs them in its own (--env-manager local)")
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)  # unless serve has configured logging already
+    try:
+        python = prepare_environment(_model_directory(model_uri, registry_root), env_manager)
+    except ModelEnvironmentError as exc:
+        raise click.ClickException(str(exc)) from None
+    rerun_in_environment(python, click.get_current_context().meta["argv"])
+
+
+def _model_directory(model_uri: str, registry_root: str | None) -> Path:
+    """The local directory of a model URI (a registry URI's version directory), which must hold an MLmodel."""
+    from flavors import ModelLoadError
+    from flavors.uri import resolve_model_uri
+
+    from .registry import ModelRegistry, RegistryError
+
+    try:
+        path = (Path(ModelRegistry(registry_root).resolve_uri(model_uri).path) if model_uri.startswith("models:")
+                else resolve_model_uri(model_uri))
+    except (ModelLoadError, RegistryError) as exc:
+        raise click.ClickException(f"cannot load model {model_uri!r}: {exc}") from None
+    if not (path / "MLmodel").is_file():
+        raise click.ClickException(f"cannot load model {model_uri!r}: no MLmodel file in {path}")
+    return path
 
 
 @main.command(context_settings=_CONTEXT)
@@ -110,6 +162,7 @@ def serve(config_path: str | None, env_manager: str, no_conda: bool, install_mlf
     handler = logging.StreamHandler()
     handler.setFormatter(RequestIdFormatter(_LOG_FORMAT))  # a request's lines end with its ID
     logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
+    _run_in_model_environment(env_manager, config.model_uri, config.registry_uri)
     _serve(config)
 
 
@@ -154,6 +207,7 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
     from .pipeline import Scorer
 
     _check_mlflow_environment(env_manager, no_conda, install_mlflow, enable_mlserver)
+    _run_in_model_environment(env_manager, model_uri)
     model = _load(model_uri)
     body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
     try:
@@ -168,11 +222,14 @@ def predict(model_uri: str, input_path: str | None, output_path: str | None, con
 
 @main.command(context_settings=_CONTEXT)
 @click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
-def validate(model_uri: str) -> None:
+@_env_manager_option
+def validate(model_uri: str, env_manager: str) -> None:
     """Score the model's saved serving input example through the full server path."""
     from .pipeline import Scorer
     from .serving_input_check import ServingInputCheckError, check_serving_input_example
 
+    _check_env_manager(env_manager)
+    _run_in_model_environment(env_manager, model_uri)
     try:
         result = check_serving_input_example(Scorer(_load(model_uri)))
     except ServingInputCheckError as exc:
@@ -205,6 +262,86 @@ def baseline(model_uri: str, input_path: str, bins: int, max_rows: int) -> None:
     columns = ", ".join(f"{column.name} ({column.kind})" for column in made.features + made.predictions)
     skipped = f"; not binned: {', '.join(made.skipped)}" if made.skipped else ""
     click.echo(f"Wrote {path} from {made.rows} rows: {columns}{skipped}")
+
+
+@main.command("generate-k8s", context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP + " Loaded once to measure its memory.")
+@click.option("--image", required=True, help="The model's image (scoring-server build-docker), e.g. registry/iris:1.")
+@click.option("--name", help="Name of the Deployment, Service... [default: from the model's directory or name]")
+@click.option("--namespace", help="Namespace of every manifest [default: none, kubectl's current one].")
+@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Pods at least (the autoscaler's minimum).")
+@click.option("--max-replicas", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Pods at most (the autoscaler's maximum).")
+@click.option("--cpu", default="1", show_default=True,
+              help="CPU request and limit of a pod (2, 1.5, 500m); one worker per CPU of the limit, rounded up.")
+@click.option("--cpu-target", type=click.IntRange(min=1, max=100), default=70, show_default=True,
+              help="Average CPU utilization (percent of the request) the autoscaler keeps.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads per worker (docs/configuration.md: threads).")
+@click.option("--drain-seconds", type=click.IntRange(min=0), default=None,
+              help="The server's drain on SIGTERM; the grace period covers it [default: the server's].")
+@click.option("--service-monitor", is_flag=True,
+              help="Add a Prometheus Operator ServiceMonitor (instead of the pods' scrape annotations).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="A file (all manifests) or an existing directory (one file each) [default: stdout].")
+def generate_k8s(model_uri: str, image: str, name: str | None, namespace: str | None, replicas: int,
+                 max_replicas: int, cpu: str, cpu_target: int, threads: int, drain_seconds: int | None,
+                 service_monitor: bool, output: Path | None) -> None:
+    """Write Kubernetes manifests serving the model's image: Deployment, Service, autoscaler, disruption budget."""
+    from .deploy import kubernetes
+
+    try:
+        settings = kubernetes.Settings(
+            name=kubernetes.check_name(name or kubernetes.default_name(model_uri)), image=image, namespace=namespace,
+            replicas=replicas, max_replicas=max_replicas, cpu_millis=kubernetes.parse_cpu(cpu),
+            cpu_target_percent=cpu_target, threads=threads, service_monitor=service_monitor,
+            drain_seconds=kubernetes.DEFAULT_DRAIN_SECONDS if drain_seconds is None else drain_seconds)
+        memory = kubernetes.measure_memory(model_uri)
+        documents = kubernetes.manifests(settings, memory)
+    except kubernetes.KubernetesError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None:
+        click.echo(kubernetes.render(documents, settings, memory), nl=False)
+        return
+    for path in kubernetes.write(documents, settings, memory, output):
+        click.echo(f"Wrote {path}", err=True)
+
+
+_base_image_option = click.option(
+    "--base-image", help="Base image with Python and pip (Debian-based: it runs useradd) [default: "
+                         "python:X.Y-slim of the model's python_env.yaml].")
+
+
+@main.command("generate-dockerfile", context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
+@click.option("-d", "--output-directory", "output_directory", default="scoring-server-dockerfile", show_default=True,
+              type=click.Path(file_okay=False), help="Where to write the build context (new or empty).")
+@_base_image_option
+def generate_dockerfile(model_uri: str, output_directory: str, base_image: str | None) -> None:
+    """Write a container build context of the model: Dockerfile, the model, scoring-server's wheel, steps.py."""
+    from .deploy.docker import DeployError, write_build_context
+
+    try:
+        dockerfile = write_build_context(model_uri, Path(output_directory), base_image)
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote {dockerfile}; build it with: docker build -t IMAGE {output_directory}")
+
+
+@main.command("build-docker", context_settings=_CONTEXT)
+@click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
+@click.option("-n", "--name", "image", default="scoring-server-model", show_default=True, help="Image name (and tag).")
+@_base_image_option
+def build_docker(model_uri: str, image: str, base_image: str | None) -> None:
+    """Build a container image of the model with docker, podman or buildah (the first on PATH)."""
+    from .deploy.docker import DeployError, build_image
+
+    try:
+        runtime = build_image(model_uri, image, base_image)
+    except DeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Built {image} with {runtime}; run it with: {runtime} run -p 8080:8080 {image}")
 
 
 main.add_command(registry_command)

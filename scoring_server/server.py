@@ -184,8 +184,24 @@ def _answer_loading(listener: socket.socket, stop: threading.Event, tls: ssl.SSL
         listener.settimeout(None)
 
 
+#: ``GET /health`` while loading: alive (a liveness probe must not restart a server loading its model).
+_LIVE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1\r\nConnection: close\r\n\r\n\n"
+
+
+def _is_liveness_probe(head: bytes) -> bool:
+    return head.startswith(b"GET /health ")
+
+
+def _loading_answer() -> bytes:
+    """A 503 with Retry-After: a load balancer or readiness probe sees "not ready yet"."""
+    answer, _ = http_errors.json_response(503, errors.TEMPORARILY_UNAVAILABLE, "The model is loading; retry shortly.",
+                                          request_ids.new_request_id(), {"Retry-After": "1"})
+    return answer
+
+
 def _answer_one(connection: socket.socket, tls: ssl.SSLContext | None) -> None:
-    """Read the request head (a slow or silent client gets a second), answer 503 and close."""
+    """Read the request head (a slow or silent client gets a second), answer it (503, or 200 for
+    ``/health``) and close."""
     try:
         connection.settimeout(1.0)
         if tls is not None:
@@ -196,9 +212,7 @@ def _answer_one(connection: socket.socket, tls: ssl.SSLContext | None) -> None:
             if not chunk:
                 break
             head += chunk
-        answer, _ = http_errors.json_response(503, errors.TEMPORARILY_UNAVAILABLE, "The model is loading; retry shortly.",
-                                              request_ids.new_request_id(), {"Retry-After": "1"})
-        connection.sendall(answer)  # a load balancer or readiness probe sees "not ready yet"
+        connection.sendall(_LIVE if _is_liveness_probe(head) else _loading_answer())
     except OSError:
         pass  # the client went away or spoke no TLS: nothing to answer
     finally:

@@ -141,11 +141,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.output()}")
-            try:
-                if requests.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
+            if answers_ping(self.url):
+                return
             time.sleep(0.02)
         raise RuntimeError(f"server did not answer /ping in time:\n{self.stop()}")
 
@@ -172,6 +169,14 @@ class ServerProcess:
         everything it printed."""
         stop_process(self.process)
         return self.output()
+
+
+def answers_ping(url: str, timeout: float = 1) -> bool:
+    """Whether the server at ``url`` answers ``/ping`` with 200 now (ready)."""
+    try:
+        return requests.get(f"{url}/ping", timeout=timeout).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 def raw_exchange(port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -288,16 +288,6 @@ def test_serve_accepts_mlflow_env_manager_local_and_no_conda(monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["serve", "predict"])
-@pytest.mark.parametrize("manager", ["conda", "virtualenv", "uv"])
-def test_environments_not_built_yet_are_refused_in_one_line(command, manager):
-    result = run_cli(command, "-m", str(IRIS), "--env-manager", manager, stdin="{}")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"Error: --env-manager {manager}: building {manager} environments is not supported yet; install the model's "
-        "requirements into this Python environment and use --env-manager local (the default)"]
-
-
-@pytest.mark.parametrize("command", ["serve", "predict"])
 def test_enable_mlserver_is_refused_in_one_line(command):
     result = run_cli(command, "-m", str(IRIS), "--enable-mlserver", stdin="{}")
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
@@ -310,7 +300,7 @@ def test_predict_explains_the_mlflow_flags_it_honours():
     assert result.returncode == 0 and json.loads(result.stdout) == {"predictions": [0]}
     assert result.stderr.splitlines() == [
         "--no-conda: the model runs in this Python environment, as with --env-manager local",
-        "--install-mlflow: ignored, no environment is built and serving needs no MLflow"]
+        "--install-mlflow: ignored, serving needs no MLflow"]
 
 
 @pytest.mark.parametrize("command", ["serve", "predict", "validate"])

@@ -21,6 +21,8 @@ RUN_DOCUMENTS = [document for document in DOCUMENTS if any(block.runnable for bl
 NOT_RUN = [
     ("README.md", "demo.sh serves until stopped and test.sh runs this test suite"),
     ("README.md", "installs into the active environment (the test runs with the package installed)"),
+    ("deployment.md", "needs a container runtime (docker, podman or buildah) and the python base image"),
+    ("deployment.md", "needs a Kubernetes cluster (kubectl)"),
     ("monitoring.md", "reads the files a capturing server wrote (DIR is its capture directory)"),
     ("monitoring.md", "replays a request from the files a capturing server wrote"),
     ("monitoring.md", "reads the files a capturing server wrote"),

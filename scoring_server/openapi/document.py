@@ -30,7 +30,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     secured = bool(config.api_keys_file)
     paths = {
         "/ping": {"get": _operation("Readiness", {"200": _PING}, secured=False)},
-        "/health": {"get": _operation("Liveness (same answer as /ping)", {"200": _PING}, secured=False)},
+        "/health": {"get": _operation("Liveness: 200 whenever the server answers, loading and draining included",
+                                      {"200": _PING}, secured=False)},
         "/version": {"get": _operation("The server's version", {"200": _text("The version string")}, secured)},
         "/openapi.json": {"get": _operation("This document", {"200": _json("OpenAPI 3.1", {"type": "object"})},
                                             secured)},

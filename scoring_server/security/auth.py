@@ -34,7 +34,8 @@ OPEN = "open"
 #: Flask endpoint → the scope its callers need. Add every new route here (``/metrics``,
 #: ``/monitoring`` and ``/openapi.json`` of the scoring port are READ); one missing is refused.
 ENDPOINT_SCOPES: dict[str, str] = {
-    "health.ping": OPEN,  # GET/HEAD /ping and /health: load balancers and orchestrators probe them
+    "health.ping": OPEN,  # GET/HEAD /ping (readiness): load balancers and orchestrators probe it
+    "health.health": OPEN,  # GET/HEAD /health (liveness): orchestrators probe it
     "health.version": READ,
     "openapi.spec": READ,  # GET /openapi.json
     "metrics.metrics": READ,  # GET /metrics (of the scoring port, or of --metrics-port)

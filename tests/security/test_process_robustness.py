@@ -423,9 +423,11 @@ def test_while_draining_ping_is_503_and_requests_in_flight_are_answered(slow_mod
         answers["slow"] = post(server.port, slow_body(2))
 
     try:
-        kept_alive = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        kept_alive.request("GET", "/ping")
-        kept_alive.getresponse().read()
+        kept_alive, kept_alive_too = (http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                                      for _ in range(2))
+        for connection in (kept_alive, kept_alive_too):
+            connection.request("GET", "/ping")
+            connection.getresponse().read()
         thread = threading.Thread(target=in_flight)
         thread.start()
         time.sleep(0.5)
@@ -434,6 +436,10 @@ def test_while_draining_ping_is_503_and_requests_in_flight_are_answered(slow_mod
         os.kill(server.process.pid, signal.SIGTERM)
         time.sleep(0.3)
         if worker_class == "thread":  # a kept-alive connection: answered, then closed
+            kept_alive_too.request("GET", "/health")  # liveness: draining is alive, not ready
+            response = kept_alive_too.getresponse()
+            response.read()
+            assert response.status == 200
             kept_alive.request("GET", "/ping")
             response = kept_alive.getresponse()
             response.read()

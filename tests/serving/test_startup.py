@@ -60,6 +60,8 @@ def test_ping_answers_503_while_the_model_loads_then_200_on_the_same_port(tmp_pa
         assert loading.status_code == 503 and loading.headers["Retry-After"] == "1"
         scored = requests.post(f"{url}/invocations", json=IRIS_ROW, timeout=2)
         assert scored.status_code == 503 and scored.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+        alive = requests.get(f"{url}/health", timeout=2)  # liveness: loading is alive, not ready
+        assert (alive.status_code, alive.text) == (200, "\n")
         gate.touch()
         _until(lambda: requests.get(f"{url}/ping", timeout=2).status_code == 200)
         assert requests.post(f"{url}/invocations", json=IRIS_ROW, timeout=5).status_code == 200

@@ -1,0 +1,1 @@
+"""Deploying a model: container images (docker) and Kubernetes manifests (kubernetes)."""
