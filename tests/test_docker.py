@@ -210,6 +210,9 @@ def test_image_recipe_in_a_fresh_virtualenv(iris_context, tmp_path):
         answer = server.post(body)
         assert answer.status_code == 200, answer.text
         assert answer.json() == InProcessServer(IRIS).post(body).json()
+        deadline = time.monotonic() + 30  # /ping answers once the first worker is up; the second boots meanwhile
+        while len(worker_pids(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(worker_pids(server.process.pid)) == 2  # SCORING_SERVER_WORKERS reached the server
         assert server.get("/version").text == InProcessServer(IRIS).get("/version").text  # the wheel of this source
         health = healthcheck_code(dockerfile).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
