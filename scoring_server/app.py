@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask
 
@@ -19,6 +20,7 @@ from .error_handlers import register_error_handlers
 from .monitoring import Observers
 from .monitoring.install import install_monitoring
 from .pipeline import BatchingPolicy, Scorer
+from .registry.registry import ARTIFACT_ROOT_ENV
 from .routes import health, models, openapi, scoring, slashes
 from .security import auth, cors
 from .serving_input_check import check_serving_input_example
@@ -35,6 +37,8 @@ def create_app(config: ServerConfig | None = None, model: LoadedModel | None = N
     """
     config = config or load_config()
     logging.getLogger("scoring_server").setLevel(config.log_level.upper())
+    if config.artifact_root:  # read by every ModelRegistry of this process and its workers, as models:/ URIs need
+        os.environ[ARTIFACT_ROOT_ENV] = config.artifact_root
     app = Flask("scoring_server")
     app.url_map.merge_slashes = False  # "//invocations" is no route (a 404, as MLflow answers)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes

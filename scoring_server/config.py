@@ -68,6 +68,7 @@ class ServerConfig:
     max_batch_time_ms: float
     protocol: str
     registry_uri: str | None
+    artifact_root: str | None
     poll_interval_seconds: float
     models_file: str | None
     model_root: str | None
@@ -245,8 +246,13 @@ class ServerConfigSchema(Schema):
         "format= parameters, bare responses) or auto (each request answered in its own generation); see "
         "docs/migrating-from-mlflow1.md.", "--protocol"))
     registry_uri = fields.String(load_default=None, allow_none=True, metadata=_doc(
-        "Model registry root for models:/ URIs, also used by `scoring-server registry` (unset: "
-        "~/.scoring-server/registry).", "--registry"))
+        "Model registry for models:/ URIs, also used by `scoring-server registry`: a directory (the embedded "
+        "registry; unset: ~/.scoring-server/registry), postgresql://USER@HOST:PORT/DB (with --artifact-root), "
+        "or http(s)://HOST of an MLflow tracking server (read-only).", "--registry"))
+    artifact_root = fields.String(load_default=None, allow_none=True, metadata=_doc(
+        "Directory every replica reads (a shared mount) where a postgresql:// registry keeps its version "
+        "files (required with one); with an MLflow registry, where downloaded versions are cached.",
+        "--artifact-root"))
     poll_interval_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.05), metadata=_doc(
         "Seconds between checks of a followed models:/ reference (a stage, an @alias or /latest).",
         "--poll-interval"))

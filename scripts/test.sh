@@ -14,6 +14,10 @@ fi
 if ! command -v prometheus >/dev/null && [ ! -x /usr/bin/prometheus ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
 fi
+# postgresql: the heavy registry tests (tests/registry/postgres_server.py) start a real server with initdb.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+fi
 # MLflow 1.30.1 in its own virtualenv: the heavy differential test of the legacy protocol
 # (tests/serving/test_differential_mlflow1.py) serves a model it saves.
 if [ ! -x .bench/mlflow130/bin/mlflow ]; then
@@ -22,7 +26,8 @@ if [ ! -x .bench/mlflow130/bin/mlflow ]; then
 fi
 # MLflow 3.17.2 in its own virtualenv (as scripts/bench.sh makes it): the heavy differential corpus
 # (tests/serving/test_differential_mlflow.py) runs `mlflow models serve` side by side, and
-# tests/flavors/test_saved_models_load_in_mlflow.py loads and re-saves our saved models with it.
+# tests/flavors/test_saved_models_load_in_mlflow.py loads and re-saves our saved models with it, and
+# tests/registry/test_mlflow_registry.py runs `mlflow server` as a registry (about 80 s to make it).
 if [ ! -x .bench/mlflow/bin/mlflow ]; then
   python3 -m venv .bench/mlflow
   .bench/mlflow/bin/python -m pip install --quiet mlflow==3.17.2 scikit-learn==1.9.1 skops==0.16.0 cloudpickle==3.1.2

@@ -4,23 +4,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 from functools import wraps
 
 import click
 
 from .errors import RegistryError
 from .names import STAGES
-from .registry import ROOT_ENV, ModelRegistry
+from .registry import ARTIFACT_ROOT_ENV, ROOT_ENV, ModelRegistry
 from .store import ModelVersion, RegisteredModel
 
 _CONTEXT = {"help_option_names": ["--help"]}
 _registry_option = click.option(
     "--registry", "root",
-    help=f"Registry root directory (default ${ROOT_ENV}, else ~/.scoring-server/registry).")
+    help=f"Registry: a directory, postgresql://USER@HOST:PORT/DB or http(s)://MLFLOW_HOST (default ${ROOT_ENV}, "
+         "else ~/.scoring-server/registry).")
+
+
+def _export_artifact_root(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Every ModelRegistry of this command reads it from the environment, as ``serve`` passes it on."""
+    if value:
+        os.environ[ARTIFACT_ROOT_ENV] = value
 
 
 @click.group(context_settings=_CONTEXT)
 @_registry_option
+@click.option("--artifact-root", expose_value=False, callback=_export_artifact_root,
+              help=f"Where a postgresql:// registry keeps version files (default ${ARTIFACT_ROOT_ENV}).")
 @click.pass_context
 def registry(ctx: click.Context, root: str | None) -> None:
     """Register models and move them through stages and aliases."""

@@ -27,7 +27,8 @@ from flavors.uri import resolve_model_uri
 from ..config import env_var
 from .errors import RegistryError
 from .names import ModelReference, canonical_stage, check_alias, check_name, parse_models_uri
-from .store import ModelVersion, RegisteredModel, RegistryStore, SqliteStore
+from .store import ModelVersion, RegisteredModel, RegistryStore
+from .stores import local_root, open_store
 
 #: A pending version whose registering process cannot be checked (no lock file) is abandoned after this.
 PENDING_TIMEOUT_SECONDS = 3600.0
@@ -35,19 +36,24 @@ _STAGING = ".staging-"
 
 ROOT_ENV = env_var("registry_uri")
 DEPRECATED_ROOT_ENV = "SCORING_REGISTRY_URI"
+ARTIFACT_ROOT_ENV = env_var("artifact_root")
 DEFAULT_ROOT = "~/.scoring-server/registry"
 
 _logger = logging.getLogger(__name__)
 
 
-def registry_root(root: str | Path | None = None) -> Path:
-    """The registry root: the argument, else ``$SCORING_SERVER_REGISTRY_URI``, else ``~/.scoring-server/registry``.
+def registry_uri(root: str | Path | None = None) -> str:
+    """The registry URI: the argument, else ``$SCORING_SERVER_REGISTRY_URI``, else ``~/.scoring-server/registry``.
 
     The variable is the server's ``registry_uri`` setting, so ``scoring-server registry``, ``serve`` and
     ``models:/`` URIs given to ``predict`` all find the same registry.
     """
-    value = str(root or os.environ.get(ROOT_ENV) or _deprecated_root() or DEFAULT_ROOT)
-    return resolve_model_uri(value) if value.startswith("file:") else Path(value).expanduser().resolve()
+    return str(root or os.environ.get(ROOT_ENV) or _deprecated_root() or DEFAULT_ROOT)
+
+
+def registry_root(root: str | Path | None = None) -> Path:
+    """The directory of the embedded registry :func:`registry_uri` names."""
+    return local_root(registry_uri(root))
 
 
 def _deprecated_root() -> str | None:
@@ -68,9 +74,13 @@ class ModelRegistry:
     """Registry operations over a :class:`RegistryStore` (the embedded SQLite one by default)."""
 
     def __init__(self, root: str | Path | None = None, store: RegistryStore | None = None,
-                 pending_timeout_seconds: float = PENDING_TIMEOUT_SECONDS) -> None:
-        self.root = registry_root(root)
-        self.store = store or SqliteStore(self.root)
+                 pending_timeout_seconds: float = PENDING_TIMEOUT_SECONDS, artifact_root: str | None = None) -> None:
+        """``artifact_root`` (default ``$SCORING_SERVER_ARTIFACT_ROOT``): where a shared registry's files are."""
+        if store is None:
+            store, self.root = open_store(registry_uri(root), artifact_root or os.environ.get(ARTIFACT_ROOT_ENV))
+        else:
+            self.root = registry_root(root)
+        self.store = store
         self.pending_timeout_seconds = pending_timeout_seconds
 
     # --- registered models -------------------------------------------------------------
@@ -197,7 +207,9 @@ class ModelRegistry:
         return ready[-1]
 
     def resolve_uri(self, uri: str) -> ModelVersion:
-        return self.resolve(parse_models_uri(uri))
+        """The version ``uri`` points at now, with its files on this machine: a store whose files are
+        elsewhere (an MLflow tracking server) fetches them here, once per version."""
+        return self.store.fetch(self.resolve(parse_models_uri(uri)))
 
     # --- files ---------------------------------------------------------------------------
 

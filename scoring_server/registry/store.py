@@ -1,4 +1,5 @@
-"""Registry storage: a small interface, and its embedded implementation on SQLite.
+"""Registry storage: a small interface, the operations every SQL store shares (:class:`SqlStore`),
+and the embedded implementation on SQLite.
 
 The embedded store keeps a SQLite database (WAL mode, so readers never wait for a writer) and
 the registered model directories side by side under one root. Anything that implements
@@ -17,10 +18,10 @@ import sqlite3
 import time
 import uuid as uuidlib
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 from .errors import RegistryError
 
@@ -83,6 +84,9 @@ class RegistryStore(Protocol):
     def delete_version(self, name: str, version: int) -> None: ...
     def set_alias(self, name: str, alias: str, version: int) -> None: ...
     def delete_alias(self, name: str, alias: str) -> None: ...
+    def fetch(self, version: ModelVersion) -> ModelVersion:
+        """``version`` with its files on this machine (a store whose files are elsewhere downloads them)."""
+        ...
 
 
 #: Layout 0, the first one: what a new registry starts from before :data:`_MIGRATIONS` run.
@@ -119,10 +123,175 @@ def _migrate_to_1(db: sqlite3.Connection) -> None:
 
 #: Layout version → the step that brings the layout before it there, in one transaction.
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
-_VERSION_COLUMNS = "name, version, source, stage, description, tags, status, created_at, updated_at, path, uuid"
+VERSION_COLUMNS = "name, version, source, stage, description, tags, status, created_at, updated_at, path, uuid"
 
 
-class SqliteStore:
+class SqlStore:
+    """Registered models, versions and aliases in the tables ``registered_models``, ``model_versions``
+    and ``aliases``."""
+
+    #: Appended to a read of a model's row that must hold it until the transaction ends ("" where a
+    #: write transaction already serializes every writer).
+    row_lock = ""
+
+    def _read(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _has_tables(self) -> bool:
+        """Whether there is anything to read yet (a registry is made by its first write)."""
+        return True
+
+    def fetch(self, version: ModelVersion) -> ModelVersion:
+        """The files of a SQL store's versions are where every machine reads them already."""
+        return version
+
+    def _version(self, row: tuple) -> ModelVersion:
+        return version_of(row, row[9])
+
+    # --- registered models -------------------------------------------------------------
+
+    def create_model(self, name: str, description: str, tags: dict) -> RegisteredModel:
+        now = time.time()
+        with self._write() as db:
+            added = db.execute("INSERT INTO registered_models (name, description, tags, created_at, updated_at) "
+                               "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               (name, description, json.dumps(tags), now, now)).rowcount
+            if not added:
+                raise RegistryError(f"registered model {name!r} already exists")
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self._read() as db:
+            row = db.execute("SELECT name, description, tags, created_at, updated_at FROM registered_models "
+                             "WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise RegistryError(self._no_model(name))
+            aliases = dict(db.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias",
+                                      (name,)).fetchall())
+        return RegisteredModel(row[0], row[1], json.loads(row[2]), row[3], row[4], aliases)
+
+    def list_models(self) -> list[RegisteredModel]:
+        if not self._has_tables():  # a server following every registered model may start before the first is
+            return []
+        with self._read() as db:
+            names = [row[0] for row in db.execute("SELECT name FROM registered_models ORDER BY name", ()).fetchall()]
+        return [self.get_model(name) for name in names]
+
+    def update_model(self, name: str, *, description: str | None = None, tags: dict | None = None) -> None:
+        with self._write() as db:
+            self._require_model(db, name)
+            if description is not None:
+                db.execute("UPDATE registered_models SET description = ? WHERE name = ?", (description, name))
+            if tags is not None:
+                db.execute("UPDATE registered_models SET tags = ? WHERE name = ?", (json.dumps(tags), name))
+            db.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (time.time(), name))
+
+    # --- versions ----------------------------------------------------------------------
+
+    def pending_versions(self) -> list[ModelVersion]:
+        """Every version whose registration has not completed."""
+        if not self._has_tables():
+            return []
+        with self._read() as db:
+            return [self._version(row) for row in db.execute(
+                f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self._read() as db:
+            row = db.execute(f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
+                             (name, version)).fetchone()
+            if row is None:
+                self._require_model(db, name)
+                raise RegistryError(f"model {name!r} has no version {version}")
+        return self._version(row)
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._read() as db:
+            self._require_model(db, name)
+            rows = db.execute(f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version",
+                              (name,)).fetchall()
+        return [self._version(row) for row in rows]
+
+    def update_version(self, name: str, version: int, *, stage: str | None = None,
+                       description: str | None = None, tags: dict | None = None,
+                       archive_others_in_stage: bool = False) -> ModelVersion:
+        now = time.time()
+        with self._write() as db:
+            self._require_version(db, name, version)
+            if stage is not None:
+                if archive_others_in_stage and stage in ("Staging", "Production"):
+                    db.execute("UPDATE model_versions SET stage = 'Archived', updated_at = ? "
+                               "WHERE name = ? AND stage = ? AND version != ?", (now, name, stage, version))
+                db.execute("UPDATE model_versions SET stage = ? WHERE name = ? AND version = ?", (stage, name, version))
+            if description is not None:
+                db.execute("UPDATE model_versions SET description = ? WHERE name = ? AND version = ?",
+                           (description, name, version))
+            if tags is not None:
+                db.execute("UPDATE model_versions SET tags = ? WHERE name = ? AND version = ?",
+                           (json.dumps(tags), name, version))
+            db.execute("UPDATE model_versions SET updated_at = ? WHERE name = ? AND version = ?", (now, name, version))
+        return self.get_version(name, version)
+
+    def _expire_in(self, db: Any, is_stale: Callable[[ModelVersion], bool]) -> list[ModelVersion]:
+        """In a write transaction: delete the pending versions ``is_stale`` picks, and return them."""
+        pending = [self._version(row) for row in db.execute(
+            f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE status = ?{self.row_lock}", (PENDING,)).fetchall()]
+        stale = [version for version in pending if is_stale(version)]
+        for version in stale:
+            db.execute("DELETE FROM model_versions WHERE name = ? AND version = ? AND status = ?",
+                       (version.name, version.version, PENDING))
+        return stale
+
+    def _refuse_aliased(self, db: Any, name: str, version: int) -> None:
+        """A version an alias points to is not deleted."""
+        aliases = [row[0] for row in db.execute("SELECT alias FROM aliases WHERE name = ? AND version = ?",
+                                                (name, version)).fetchall()]
+        if aliases:
+            raise RegistryError(f"version {version} of {name!r} is pointed to by alias(es) {aliases}; "
+                                "move or delete them first")
+
+    # --- aliases -----------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._write() as db:
+            self._require_version(db, name, version, lock=True)
+            db.execute("INSERT INTO aliases VALUES (?, ?, ?) ON CONFLICT (name, alias) "
+                       "DO UPDATE SET version = excluded.version", (name, alias, version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._write() as db:
+            self._require_model(db, name)
+            if db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount == 0:
+                raise RegistryError(f"model {name!r} has no alias {alias!r}")
+
+    # --- checks ------------------------------------------------------------------------
+
+    def _require_model(self, db: Any, name: str, lock: bool = False) -> None:
+        """``lock``: hold the model's row, so that deleting a version and aliasing it cannot interleave."""
+        suffix = self.row_lock if lock else ""
+        if not db.execute(f"SELECT 1 FROM registered_models WHERE name = ?{suffix}", (name,)).fetchone():
+            raise RegistryError(self._no_model(name))
+
+    def _no_model(self, name: str) -> str:
+        return f"registered model {name!r} does not exist in the registry {self}"
+
+    def _require_version(self, db: Any, name: str, version: int, lock: bool = False) -> None:
+        self._require_model(db, name, lock)
+        row = db.execute("SELECT status FROM model_versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if row is None or row[0] != READY:
+            raise RegistryError(f"model {name!r} has no version {version}")
+
+
+def version_of(row: tuple, path: str) -> ModelVersion:
+    """A ``model_versions`` row (:data:`_VERSION_COLUMNS`) as a version whose files are at ``path``."""
+    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], path,
+                        row[10])
+
+
+class SqliteStore(SqlStore):
     """The embedded store: ``<root>/registry.db``; model copies live beside it (see ``ModelRegistry``)."""
 
     def __init__(self, root: Path) -> None:
@@ -152,7 +321,7 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         """Create a new registry's tables, then bring the layout to :data:`SCHEMA_VERSION`."""
-        with self._connect() as db:
+        with self._read() as db:
             db.executescript(_SCHEMA_V0)  # CREATE ... IF NOT EXISTS: nothing for an existing registry
         with self._write() as db:
             current = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
@@ -163,15 +332,21 @@ class SqliteStore:
 
     @property
     def schema_version(self) -> int:
-        with self._connect() as db:
+        with self._read() as db:
             return db.execute("PRAGMA user_version").fetchone()[0]
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
+    def _has_tables(self) -> bool:
+        return self.exists
+
+    def __str__(self) -> str:
+        return str(self.root)
+
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[sqlite3.Connection]:
         """A connection to read; a registry that does not exist is an error naming the root searched."""
         if not self._opened:
             if not self.exists:
@@ -189,7 +364,7 @@ class SqliteStore:
         """One write transaction; ``BEGIN IMMEDIATE`` serializes writers across processes. The first makes the registry."""
         if not self._opened:
             self._open()
-        with self._connect() as db:
+        with self._read() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -197,42 +372,6 @@ class SqliteStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-
-    # --- registered models -------------------------------------------------------------
-
-    def create_model(self, name: str, description: str, tags: dict) -> RegisteredModel:
-        now = time.time()
-        with self._write() as db:
-            if db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
-                raise RegistryError(f"registered model {name!r} already exists")
-            db.execute("INSERT INTO registered_models (name, description, tags, created_at, updated_at) "
-                       "VALUES (?, ?, ?, ?, ?)", (name, description, json.dumps(tags), now, now))
-        return self.get_model(name)
-
-    def get_model(self, name: str) -> RegisteredModel:
-        with self._connect() as db:
-            row = db.execute("SELECT name, description, tags, created_at, updated_at FROM registered_models "
-                             "WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise RegistryError(self._no_model(name))
-            aliases = dict(db.execute("SELECT alias, version FROM aliases WHERE name = ? ORDER BY alias", (name,)))
-        return RegisteredModel(row[0], row[1], json.loads(row[2]), row[3], row[4], aliases)
-
-    def list_models(self) -> list[RegisteredModel]:
-        if not self.exists:  # a server following every registered model may start before the first is
-            return []
-        with self._connect() as db:
-            names = [row[0] for row in db.execute("SELECT name FROM registered_models ORDER BY name")]
-        return [self.get_model(name) for name in names]
-
-    def update_model(self, name: str, *, description: str | None = None, tags: dict | None = None) -> None:
-        with self._write() as db:
-            self._require_model(db, name)
-            if description is not None:
-                db.execute("UPDATE registered_models SET description = ? WHERE name = ?", (description, name))
-            if tags is not None:
-                db.execute("UPDATE registered_models SET tags = ? WHERE name = ?", (json.dumps(tags), name))
-            db.execute("UPDATE registered_models SET updated_at = ? WHERE name = ?", (time.time(), name))
 
     # --- versions ----------------------------------------------------------------------
 
@@ -250,7 +389,7 @@ class SqliteStore:
                 "SELECT next_version, (SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?) "
                 "FROM registered_models WHERE name = ?", (name, name)).fetchone()
             version = max(counter, highest + 1)
-            db.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, 'None', ?, ?, ?, ?, ?, '', ?)",
+            db.execute(f"INSERT INTO model_versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, 'None', ?, ?, ?, ?, ?, '', ?)",
                        (name, version, source, description, json.dumps(tags), PENDING, now, now, uuid))
             db.execute("UPDATE registered_models SET next_version = ?, updated_at = ? WHERE name = ?",
                        (version + 1, now, name))
@@ -271,61 +410,11 @@ class SqliteStore:
         """Delete the pending versions ``is_stale`` says were abandoned; return them (their files are the caller's)."""
         if not self.exists:
             return []
-        with self._connect() as db:  # the usual case, nothing pending, takes no write lock
+        with self._read() as db:  # the usual case, nothing pending, takes no write lock
             if not db.execute("SELECT 1 FROM model_versions WHERE status = ? LIMIT 1", (PENDING,)).fetchone():
                 return []
         with self._write() as db:
-            pending = [_version(row) for row in db.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
-            stale = [version for version in pending if is_stale(version)]
-            for version in stale:
-                db.execute("DELETE FROM model_versions WHERE name = ? AND version = ? AND status = ?",
-                           (version.name, version.version, PENDING))
-        return stale
-
-    def pending_versions(self) -> list[ModelVersion]:
-        """Every version whose registration has not completed."""
-        if not self.exists:
-            return []
-        with self._connect() as db:
-            return [_version(row) for row in db.execute(
-                f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE status = ?", (PENDING,)).fetchall()]
-
-    def get_version(self, name: str, version: int) -> ModelVersion:
-        with self._connect() as db:
-            row = db.execute(f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
-                             (name, version)).fetchone()
-            if row is None:
-                self._require_model(db, name)
-                raise RegistryError(f"model {name!r} has no version {version}")
-        return _version(row)
-
-    def list_versions(self, name: str) -> list[ModelVersion]:
-        with self._connect() as db:
-            self._require_model(db, name)
-            rows = db.execute(f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? ORDER BY version",
-                              (name,)).fetchall()
-        return [_version(row) for row in rows]
-
-    def update_version(self, name: str, version: int, *, stage: str | None = None,
-                       description: str | None = None, tags: dict | None = None,
-                       archive_others_in_stage: bool = False) -> ModelVersion:
-        now = time.time()
-        with self._write() as db:
-            self._require_version(db, name, version)
-            if stage is not None:
-                if archive_others_in_stage and stage in ("Staging", "Production"):
-                    db.execute("UPDATE model_versions SET stage = 'Archived', updated_at = ? "
-                               "WHERE name = ? AND stage = ? AND version != ?", (now, name, stage, version))
-                db.execute("UPDATE model_versions SET stage = ? WHERE name = ? AND version = ?", (stage, name, version))
-            if description is not None:
-                db.execute("UPDATE model_versions SET description = ? WHERE name = ? AND version = ?",
-                           (description, name, version))
-            if tags is not None:
-                db.execute("UPDATE model_versions SET tags = ? WHERE name = ? AND version = ?",
-                           (json.dumps(tags), name, version))
-            db.execute("UPDATE model_versions SET updated_at = ? WHERE name = ? AND version = ?", (now, name, version))
-        return self.get_version(name, version)
+            return self._expire_in(db, is_stale)
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete a version, pending or ready; refused while an alias points to it."""
@@ -333,42 +422,6 @@ class SqliteStore:
             self._require_model(db, name)
             if not db.execute("SELECT 1 FROM model_versions WHERE name = ? AND version = ?", (name, version)).fetchone():
                 raise RegistryError(f"model {name!r} has no version {version}")
-            aliases = [row[0] for row in db.execute("SELECT alias FROM aliases WHERE name = ? AND version = ?",
-                                                    (name, version))]
-            if aliases:
-                raise RegistryError(f"version {version} of {name!r} is pointed to by alias(es) {aliases}; "
-                                    "move or delete them first")
+            self._refuse_aliased(db, name, version)
             db.execute("DELETE FROM model_versions WHERE name = ? AND version = ?", (name, version))
 
-    # --- aliases -----------------------------------------------------------------------
-
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        with self._write() as db:
-            self._require_version(db, name, version)
-            db.execute("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (name, alias, version))
-
-    def delete_alias(self, name: str, alias: str) -> None:
-        with self._write() as db:
-            self._require_model(db, name)
-            if db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount == 0:
-                raise RegistryError(f"model {name!r} has no alias {alias!r}")
-
-    # --- checks ------------------------------------------------------------------------
-
-    def _require_model(self, db: sqlite3.Connection, name: str) -> None:
-        if not db.execute("SELECT 1 FROM registered_models WHERE name = ?", (name,)).fetchone():
-            raise RegistryError(self._no_model(name))
-
-    def _no_model(self, name: str) -> str:
-        return f"registered model {name!r} does not exist in the registry {self.root}"
-
-    def _require_version(self, db: sqlite3.Connection, name: str, version: int) -> None:
-        self._require_model(db, name)
-        row = db.execute("SELECT status FROM model_versions WHERE name = ? AND version = ?", (name, version)).fetchone()
-        if row is None or row[0] != READY:
-            raise RegistryError(f"model {name!r} has no version {version}")
-
-
-def _version(row: tuple) -> ModelVersion:
-    return ModelVersion(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], row[7], row[8], row[9],
-                        row[10])

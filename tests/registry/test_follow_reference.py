@@ -16,6 +16,7 @@ from scoring_server.config import load_config
 from scoring_server.registry import ModelRegistry
 
 from ..conftest import FIXTURES, RunningServer
+from .postgres_server import postgres_server, postgres_uri, registry_location  # noqa: F401 - fixtures
 
 BODY = {"dataframe_split": {"columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
                             "data": [[5.1, 3.5, 1.4, 0.2]]}}
@@ -29,14 +30,25 @@ def constant_model(path, label: int) -> str:
     return str(path)
 
 
-@pytest.fixture
-def registry(tmp_path):
-    registry = ModelRegistry(tmp_path / "registry")
+def three_versions(registry: ModelRegistry, tmp_path) -> ModelRegistry:
     registry.register("iris", str(FIXTURES / "iris"))                   # v1 predicts 0
     registry.register("iris", constant_model(tmp_path / "two", 2))     # v2 predicts 2
     registry.register("iris", constant_model(tmp_path / "one", 1))     # v3 predicts 1
     registry.transition("iris", 1, "Production")
     return registry
+
+
+@pytest.fixture
+def registry(tmp_path):
+    return three_versions(ModelRegistry(tmp_path / "registry"), tmp_path)
+
+
+@pytest.fixture
+def shared_registry(registry_location, tmp_path) -> tuple[ModelRegistry, list[str]]:
+    """Three versions in an embedded or a PostgreSQL registry, and the flags a server needs to follow it."""
+    uri, artifact_root = registry_location
+    registry = three_versions(ModelRegistry(uri, artifact_root=artifact_root), tmp_path)
+    return registry, ["--registry", uri, *(["--artifact-root", artifact_root] if artifact_root else [])]
 
 
 EXPECTED = {"1": [0], "2": [2], "3": [1]}
@@ -85,9 +97,9 @@ def wait_for_version(url: str, version: str) -> float:
     raise AssertionError(f"still not only version {version} after {SWITCH_DEADLINE}s")
 
 
-def test_promotions_under_load_switch_every_worker_without_failures(registry):
-    server = RunningServer("models:/iris/Production", "--registry", str(registry.root),
-                           "--poll-interval", str(POLL), workers=2)
+def test_promotions_under_load_switch_every_worker_without_failures(shared_registry):
+    registry, registry_flags = shared_registry
+    server = RunningServer("models:/iris/Production", *registry_flags, "--poll-interval", str(POLL), workers=2)
     load = Load(server.url)
     try:
         assert versions_answering(server.url) == {"1"}

@@ -1,4 +1,4 @@
-"""The embedded registry: versions, stages, aliases, tags, URIs, and bad input."""
+"""The registry, embedded and on PostgreSQL: versions, stages, aliases, tags, URIs, and bad input."""
 from __future__ import annotations
 
 import shutil
@@ -9,13 +9,15 @@ from flavors import ModelLoadError, load_model, resolve_model_uri
 from scoring_server.registry import ModelRegistry, RegistryError, parse_models_uri
 
 from ..conftest import FIXTURES, results_of_processes
+from .postgres_server import postgres_server, postgres_uri, registry_location  # noqa: F401 - fixtures
 
 IRIS, NOSIG = str(FIXTURES / "iris"), str(FIXTURES / "iris_nosig")
 
 
 @pytest.fixture
-def registry(tmp_path):
-    return ModelRegistry(tmp_path / "registry")
+def registry(registry_location):
+    uri, artifact_root = registry_location
+    return ModelRegistry(uri, artifact_root=artifact_root)
 
 
 def test_versions_count_up_per_name_and_copy_the_directory(registry, tmp_path):
@@ -101,9 +103,12 @@ def test_uri_forms():
     assert parse_models_uri("models:/m/latest").moving and not parse_models_uri("models:/m/3").moving
 
 
-def test_models_uris_resolve_for_every_model_loader(registry, monkeypatch):
+def test_models_uris_resolve_for_every_model_loader(registry, registry_location, monkeypatch):
     registry.register("iris", IRIS)
-    monkeypatch.setenv("SCORING_SERVER_REGISTRY_URI", str(registry.root))
+    uri, artifact_root = registry_location
+    monkeypatch.setenv("SCORING_SERVER_REGISTRY_URI", uri)
+    if artifact_root:
+        monkeypatch.setenv("SCORING_SERVER_ARTIFACT_ROOT", artifact_root)
     import scoring_server.registry  # noqa: F401 - registers the scheme
 
     assert resolve_model_uri("models:/iris/1") == resolve_model_uri(registry.get_version("iris", 1).path)
@@ -111,14 +116,13 @@ def test_models_uris_resolve_for_every_model_loader(registry, monkeypatch):
         resolve_model_uri("models:/ghost/1")
 
 
-def _register_one(root: str, queue) -> None:
-    queue.put(ModelRegistry(root).register("race", NOSIG).version)
+def _register_one(uri: str, artifact_root: str | None, queue) -> None:
+    queue.put(ModelRegistry(uri, artifact_root=artifact_root).register("race", NOSIG).version)
 
 
-def test_concurrent_registrations_get_distinct_versions(tmp_path):
-    root = str(tmp_path / "registry")
-    ModelRegistry(root)
-    assert sorted(results_of_processes(_register_one, (root,), 8)) == list(range(1, 9))
-    versions = ModelRegistry(root).list_versions("race")
+def test_concurrent_registrations_get_distinct_versions(registry_location):
+    ModelRegistry(registry_location[0], artifact_root=registry_location[1])
+    assert sorted(results_of_processes(_register_one, registry_location, 8)) == list(range(1, 9))
+    versions = ModelRegistry(registry_location[0], artifact_root=registry_location[1]).list_versions("race")
     assert [v.version for v in versions] == list(range(1, 9)) and {v.status for v in versions} == {"READY"}
     assert all(load_model(v.path).predict([[5.1, 3.5, 1.4, 0.2]]).tolist() == [0] for v in versions)
