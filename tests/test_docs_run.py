@@ -29,6 +29,7 @@ NOT_RUN = [
     ("performance.md", "benchmarks for minutes, installing wrk and MLflow"),
     ("protocol.md", "needs a chat model"),
     ("quickstart.md", "installs into a new environment (the test runs with the package installed)"),
+    ("registry.md", "needs a PostgreSQL server (tests/registry/postgres_server.py starts one)"),
     ("registry.md", "needs an MLflow tracking server (tests/registry/test_mlflow_registry.py starts one)"),
     ("security.md", "needs a deployed server (scoring.example) and its key"),
     ("security.md", "needs a certificate and its key from your certificate authority"),

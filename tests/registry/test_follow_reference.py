@@ -89,9 +89,10 @@ def versions_answering(url: str, count: int = 30) -> set[str]:
 
 
 def wait_for_version(url: str, version: str) -> float:
+    """Seconds until 30 fresh connections (enough to reach every worker) all name ``version``."""
     start = time.monotonic()
     while time.monotonic() - start < SWITCH_DEADLINE:
-        if versions_answering(url, 10) == {version}:
+        if versions_answering(url) == {version}:
             return time.monotonic() - start
         time.sleep(0.1)
     raise AssertionError(f"still not only version {version} after {SWITCH_DEADLINE}s")
