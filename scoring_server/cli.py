@@ -132,19 +132,12 @@ def _run_in_model_environment(env_manager: str, model_uri: str | None, registry_
 
 def _model_directory(model_uri: str, registry_root: str | None) -> Path:
     """The local directory of a model URI (a registry URI's version directory), which must hold an MLmodel."""
-    from flavors import ModelLoadError
-    from flavors.uri import resolve_model_uri
-
-    from .registry import ModelRegistry, RegistryError
+    from .registry import RegistryError, model_directory
 
     try:
-        path = (Path(ModelRegistry(registry_root).resolve_uri(model_uri).path) if model_uri.startswith("models:")
-                else resolve_model_uri(model_uri))
-    except (ModelLoadError, RegistryError) as exc:
+        return model_directory(model_uri, registry_root)
+    except RegistryError as exc:
         raise click.ClickException(f"cannot load model {model_uri!r}: {exc}") from None
-    if not (path / "MLmodel").is_file():
-        raise click.ClickException(f"cannot load model {model_uri!r}: no MLmodel file in {path}")
-    return path
 
 
 @main.command(context_settings=_CONTEXT)

@@ -47,18 +47,12 @@ def write_build_context(model_uri: str, outdir: Path, base_image: str | None = N
 
 def local_model_dir(model_uri: str) -> Path:
     """The model directory ``model_uri`` names, as ``serve -m`` finds it (``models:/`` through the registry)."""
-    from flavors import ModelLoadError
-    from flavors.uri import resolve_model_uri
-
-    from .. import registry  # noqa: F401  (teaches resolve_model_uri the models: scheme)
+    from ..registry import RegistryError, model_directory
 
     try:
-        model_dir = resolve_model_uri(model_uri)
-    except ModelLoadError as exc:
+        return model_directory(model_uri)
+    except RegistryError as exc:
         raise DeployError(str(exc)) from None
-    if not (model_dir / "MLmodel").is_file():
-        raise DeployError(f"{model_dir} is not a model directory (it has no MLmodel file)")
-    return model_dir
 
 
 def served_requirements(model_dir: Path) -> str:
