@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from marshmallow import fields
 
-from . import __version__, content_types
+from . import __version__
 from .config import CONFIG_ENV, ConfigError, ConfigKey, ServerConfig, config_keys, env_var, load_config
 from .registry.cli import registry as registry_command
 
@@ -26,7 +25,8 @@ if TYPE_CHECKING:
 
 _LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 _CONTEXT = {"help_option_names": ["--help"]}
-_BATCH_TYPES = {"json": content_types.JSON, "csv": content_types.CSV, "parquet": content_types.PARQUET}
+_BATCH_INPUTS = ("csv", "json", "jsonl", "parquet")  # scoring_server.batch.formats, not imported to start fast
+_ON_ERROR = ("fail", "skip", "null")
 _MODEL_URI_HELP = "Model directory, file:// URI or models:/NAME/VERSION (also /STAGE, @ALIAS, /latest) registry URI."
 #: The values of MLflow's ``--env-manager``: conda is refused, virtualenv and uv build the model's environment.
 _ENV_MANAGERS = ("local", "virtualenv", "uv", "conda")
@@ -188,29 +188,78 @@ def _serve(config: ServerConfig) -> None:
 
 @main.command(context_settings=_CONTEXT)
 @click.option("-m", "--model-uri", required=True, help=_MODEL_URI_HELP)
-@click.option("-i", "--input-path", type=click.Path(exists=True, dir_okay=False), help="Input file (default stdin).")
-@click.option("-o", "--output-path", type=click.Path(dir_okay=False), help="Output file (default stdout).")
-@click.option("-t", "--content-type", type=click.Choice(sorted(_BATCH_TYPES)), default="json", show_default=True,
-              help="Format of the input.")
+@click.option("-i", "--input-path", type=click.Path(exists=True),
+              help="Input file (default stdin; with --engine spark, a dataset: file, directory or glob).")
+@click.option("-o", "--output-path", type=click.Path(),
+              help="Output file (default stdout; with --engine spark, the dataset directory written).")
+@click.option("-t", "--content-type", type=click.Choice(_BATCH_INPUTS),
+              help="Format of the input [default: from its extension, else json].")
+@click.option("--output-format", type=click.Choice(_BATCH_INPUTS),
+              help="Format of the output: csv and parquet add prediction columns to the input's, jsonl writes a "
+                   "line per row, json {\"predictions\": [...]} [default: from its extension, else json].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Rows read and scored at a time (memory grows with it, not with the input).")
+@click.option("--on-error", type=click.Choice(_ON_ERROR), default="fail", show_default=True,
+              help="A row that fails: stop naming it, skip it, or write it with null predictions (skipped and "
+                   "null rows also go to --rejects).")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False),
+              help="Where failed rows go, in the input's format with their row and error "
+                   "[default: OUTPUT.rejects.EXT].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes scoring chunks (output stays in input order).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (shown only when stderr is a terminal).")
+@click.option("--engine", type=click.Choice(("local", "spark")), default="local", show_default=True,
+              help="spark: score a Parquet/CSV dataset with Spark (pip install 'scoring-server[spark]' and Java).")
+@click.option("--spark-master", help="Spark master URL for --engine spark [default: SPARK_MASTER, else local[*]].")
 @_mlflow_environment_options
-def predict(model_uri: str, input_path: str | None, output_path: str | None, content_type: str, env_manager: str,
-            no_conda: bool, install_mlflow: bool, enable_mlserver: bool) -> None:
-    """Score a file (or stdin) exactly as the server would, writing {"predictions": ...}."""
+def predict(model_uri: str, input_path: str | None, output_path: str | None, content_type: str | None,
+            output_format: str | None, batch_size: int, on_error: str, rejects_path: str | None, workers: int,
+            quiet: bool, engine: str, spark_master: str | None, env_manager: str, no_conda: bool,
+            install_mlflow: bool, enable_mlserver: bool) -> None:
+    """Score a file (or stdin) a chunk of rows at a time, exactly as the server would answer each row."""
+    if engine == "spark":
+        return _predict_with_spark(model_uri, input_path, output_path, content_type, output_format, spark_master)
+    from .batch import BatchError, BatchOptions, run_batch
+    from .batch.formats import format_of
     from .errors import ScoringError
     from .pipeline import Scorer
 
     _check_mlflow_environment(env_manager, no_conda, install_mlflow, enable_mlserver)
+    if input_path and Path(input_path).is_dir():
+        raise click.ClickException(f"{input_path} is a directory: score one file, or a dataset with --engine spark")
     _run_in_model_environment(env_manager, model_uri)
-    model = _load(model_uri)
-    body = Path(input_path).read_bytes() if input_path else sys.stdin.buffer.read()
+    input_format = format_of(input_path, content_type)
+    if on_error != "fail" and rejects_path is None:
+        rejects_path = f"{output_path or input_path or 'stdin'}.rejects.{input_format}"
+    options = BatchOptions(input_path, input_format, output_path, format_of(output_path, output_format),
+                           batch_size, on_error, rejects_path, workers, progress=not quiet)
+    scorer = Scorer(_load(model_uri))
     try:
-        result = Scorer(model).score(body, _BATCH_TYPES[content_type])
+        summary = run_batch(scorer, options)
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from None
     except ScoringError as exc:
         raise click.ClickException(f"{exc.error_code}: {exc.message}") from None
-    if output_path:
-        Path(output_path).write_bytes(result + b"\n")
-    else:
-        sys.stdout.buffer.write(result + b"\n")
+    except OSError as exc:  # an output directory missing, a disk full
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    if summary.rejected and not quiet:
+        click.echo(f"{summary.rejected} of {summary.rows} rows failed; written to {rejects_path}", err=True)
+
+
+def _predict_with_spark(model_uri: str, input_path: str | None, output_path: str | None, input_format: str | None,
+                        output_format: str | None, master: str | None) -> None:
+    """``predict --engine spark``: the dataset scored by Spark executors (scoring_server.spark)."""
+    if not input_path or not output_path:
+        raise click.ClickException("--engine spark needs -i DATASET and -o OUTPUT (Spark writes a directory)")
+    try:
+        from .spark.job import SparkJobError, run_predict_job
+    except ImportError:
+        raise click.ClickException("--engine spark needs pyspark: pip install 'scoring-server[spark]'") from None
+    try:
+        run_predict_job(model_uri, input_path, output_path, input_format, output_format, master)
+    except SparkJobError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote {output_path}", err=True)
 
 
 @main.command(context_settings=_CONTEXT)

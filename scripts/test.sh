@@ -18,6 +18,10 @@ fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
+# Java: the heavy Spark tests (tests/test_spark.py) run pyspark in local mode, which starts a JVM.
+if ! command -v java >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless
+fi
 # MLflow 1.30.1 in its own virtualenv: the heavy differential test of the legacy protocol
 # (tests/serving/test_differential_mlflow1.py) serves a model it saves.
 if [ ! -x .bench/mlflow130/bin/mlflow ]; then
