@@ -1,12 +1,14 @@
 """The flavor interface: how a model type is loaded, and the loaded model the server calls."""
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from flavors.errors import FlavorPluginError
+from flavors.errors import FlavorPluginError, ModelLoadError
 from flavors.mlmodel import ModelMetadata
 
 
@@ -30,7 +32,9 @@ class Capabilities:
     ``row_independent``: each output row depends only on its input row, so requests may be
     batched together and a batch split again. ``accepts_params``: ``predict`` takes inference
     ``params``; otherwise they are dropped. ``array_input``: when set, the predictor may be given
-    a float matrix instead of a DataFrame with those columns.
+    a float matrix instead of a DataFrame with those columns. ``predict_methods``: the methods a
+    request may ask for instead of the saved one (``params: {"predict_method": "predict_proba"}``),
+    answered by ``predictor.predict_with(method, data)``.
 
     Every field defaults to the safe answer, so a capability the predictor does not declare is
     never assumed.
@@ -39,6 +43,7 @@ class Capabilities:
     row_independent: bool = False
     accepts_params: bool = False
     array_input: ArrayInput | None = None
+    predict_methods: tuple[str, ...] = ()
 
     @classmethod
     def undeclared(cls, predictor: Predictor) -> Capabilities:
@@ -55,6 +60,12 @@ class Predictor(Protocol):
     """
 
     def predict(self, data: Any, params: dict | None = None) -> Any: ...
+
+
+class MethodPredictor(Predictor, Protocol):
+    """A predictor whose ``capabilities.predict_methods`` name other methods a request may choose."""
+
+    def predict_with(self, method: str, data: Any) -> Any: ...
 
 
 @runtime_checkable
@@ -117,9 +128,27 @@ class LoadedModel:
         return self.capabilities.array_input
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
+        """The saved method's predictions, or those of the :data:`PREDICT_METHOD` in ``params``
+        when the predictor offers a choice (the server has checked it is one of them)."""
+        if params and self.capabilities.predict_methods and PREDICT_METHOD in params:
+            return self.predictor.predict_with(params[PREDICT_METHOD], data)
         if self.capabilities.accepts_params:
             return self.predictor.predict(data, params=params)
         return self.predictor.predict(data)
+
+
+#: The inference parameter by which a request chooses among a model's ``predict_methods``.
+PREDICT_METHOD = "predict_method"
+
+
+def import_framework(module: str, extra: str, what: object) -> ModuleType:
+    """``import module`` for a flavor's loader; a missing framework is a load error naming the extra
+    that installs it, and ``what`` (the model file) it was needed for."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelLoadError(f"{what} needs {module.split('.')[0]}, which is not installed: "
+                             f"pip install 'scoring-server[{extra}]' ({exc})") from None
 
 
 def takes_params(func: Callable) -> bool:

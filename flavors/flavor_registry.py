@@ -8,10 +8,15 @@ from importlib.metadata import entry_points
 
 from flavors.base import Flavor, Predictor
 from flavors.errors import FlavorPluginError, ModelLoadError
+from flavors.keras import KerasFlavor
+from flavors.lightgbm import LightGBMFlavor
 from flavors.mlmodel import ModelMetadata
+from flavors.onnx import OnnxFlavor
 from flavors.policy import FORMATS_FLAG, LoadingPolicy
 from flavors.python_function import PythonModelFlavor
+from flavors.pytorch import PyTorchFlavor
 from flavors.sklearn import SklearnFlavor
+from flavors.xgboost import XGBoostFlavor
 
 ENTRY_POINT_GROUP = "scoring_server.flavors"
 
@@ -91,7 +96,8 @@ class FlavorRegistry:
 @functools.cache
 def default_registry() -> FlavorRegistry:
     """The built-in flavors plus installed plug-ins (built once per process)."""
-    registry = FlavorRegistry([SklearnFlavor(), PythonModelFlavor()])
+    registry = FlavorRegistry([SklearnFlavor(), PythonModelFlavor(), OnnxFlavor(), XGBoostFlavor(), LightGBMFlavor(),
+                               PyTorchFlavor(), KerasFlavor()])
     registry.load_entry_points()
     return registry
 

@@ -39,6 +39,14 @@ class ModelMetadata:
         """The ``MLmodel`` file itself, for messages."""
         return self.path / MLMODEL_FILE
 
+    def data_path(self, flavor: str, default: str | None = None) -> Path:
+        """The model file (or folder) a flavor section names in ``data`` (else ``python_function``'s,
+        else ``default``), as MLflow's loaders find it; a load error when nothing names one."""
+        data = (self.flavors.get(flavor) or {}).get("data") or (self.pyfunc_conf or {}).get("data") or default
+        if not isinstance(data, str):
+            raise ModelLoadError(f"{self.mlmodel_path} does not name the {flavor} model file ({flavor}.data)")
+        return self.path / data
+
 
 def read_mlmodel(model_dir: str | Path) -> ModelMetadata:
     """Parse ``<model_dir>/MLmodel``; raises ModelLoadError naming the file when it is unusable."""

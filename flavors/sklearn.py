@@ -47,8 +47,13 @@ warnings.filterwarnings(
 )
 
 
+#: The methods of an estimator a request may choose (``params.predict_method``), where it has them.
+PREDICT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "transform")
+
+
 class SklearnPredictor:
-    """Calls one method (``predict``, ``predict_proba``, ...) of a fitted estimator.
+    """Calls one method (``predict``, ``predict_proba``, ...) of a fitted estimator, or another of
+    :data:`PREDICT_METHODS` that a request chooses.
 
     Row-independent, takes no params, and takes a float matrix when :func:`_array_input` allows.
     """
@@ -56,13 +61,24 @@ class SklearnPredictor:
     def __init__(self, estimator: Any, method: str) -> None:
         self.estimator = estimator
         self._predict = getattr(estimator, method)
-        self.capabilities = Capabilities(row_independent=True, accepts_params=False, array_input=_array_input(estimator))
+        offered = tuple(name for name in PREDICT_METHODS if callable(getattr(estimator, name, None)))
+        self.capabilities = Capabilities(row_independent=True, accepts_params=False,
+                                         array_input=_array_input(estimator), predict_methods=offered)
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         """``estimator.<method>(data)``; a dict of columns becomes a DataFrame; no ``params``."""
-        if isinstance(data, dict):
-            data = pd.DataFrame({name: np.atleast_1d(column) for name, column in data.items()})
-        return self._predict(data)
+        return self._predict(_table(data))
+
+    def predict_with(self, method: str, data: Any) -> Any:
+        """``estimator.<method>(data)`` for one of the offered :data:`PREDICT_METHODS`."""
+        return getattr(self.estimator, method)(_table(data))
+
+
+def _table(data: Any) -> Any:
+    """A dict of columns as a DataFrame; anything else as it is."""
+    if isinstance(data, dict):
+        return pd.DataFrame({name: np.atleast_1d(column) for name, column in data.items()})
+    return data
 
 
 # scikit-learn estimators that select or transform columns by name, or run user code on the
@@ -101,7 +117,7 @@ class SklearnFlavor:
     def shared_modules(self, metadata: ModelMetadata) -> tuple[str, ...]:
         """What loading this model imports (scikit-learn; skops for skops files: ~1 s together)."""
         conf = metadata.flavors.get(FLAVOR_NAME) or {}
-        return ("sklearn", "skops.io") if conf.get("serialization_format") == "skops" else ("sklearn",)
+        return ("sklearn", "flavors.skops_io") if conf.get("serialization_format") == "skops" else ("sklearn",)
 
     def model_format(self, metadata: ModelMetadata) -> str:
         """The format of the model file, as MLmodel declares it (``pickle`` when it does not)."""
@@ -124,14 +140,15 @@ class SklearnFlavor:
         policy.require(serialization_format, path)  # before the code directory is importable
         # Classes and functions of the model's code directory are bound while unpickling.
         with model_code(metadata.path, conf.get("code") or pyfunc.get("code")):
-            estimator = _load_estimator(path, serialization_format, conf.get("skops_trusted_types"), policy)
+            estimator = load_estimator(path, serialization_format, conf.get("skops_trusted_types"), policy)
         method = pyfunc.get("predict_fn") or "predict"
         if not callable(getattr(estimator, method, None)):
             raise ModelLoadError(f"{path}: {type(estimator).__name__} has no method {method!r} (predict_fn in MLmodel)")
         return SklearnPredictor(estimator, method)
 
 
-def _load_estimator(path: Path, serialization_format: str, declared_trusted: Any, policy: LoadingPolicy) -> Any:
+def load_estimator(path: Path, serialization_format: str, declared_trusted: Any, policy: LoadingPolicy) -> Any:
+    """An estimator from its skops or (cloud)pickle file, under ``policy`` (also LightGBM's models)."""
     policy.require(serialization_format, path)
     if serialization_format == SKOPS:
         return _load_skops(path, declared_trusted, policy.skops_trusted_types)
@@ -145,7 +162,7 @@ def _load_skops(path: Path, declared_trusted: Any, granted: frozenset[str]) -> A
     is never trusted: types it lists that were not granted refuse the model, so that a model
     asking for more trust than the operator gave is noticed rather than half-loaded.
     """
-    import skops.io  # slow to import; only skops models need it
+    from flavors.skops_io import skops_io  # slow to import; only skops models need it
 
     if declared_trusted is not None and not (
             isinstance(declared_trusted, list) and all(isinstance(t, str) for t in declared_trusted)):
@@ -156,11 +173,11 @@ def _load_skops(path: Path, declared_trusted: Any, granted: frozenset[str]) -> A
     if not path.is_file():
         raise ModelLoadError(f"model file not found: {path}")
     try:
-        found = skops.io.get_untrusted_types(file=path)
+        found = skops_io.get_untrusted_types(file=path)
         untrusted = set(found) - granted
         if untrusted:
             raise UntrustedTypesError(path, untrusted)
-        return skops.io.load(path, trusted=sorted(found))  # every one of them granted
+        return skops_io.load(path, trusted=sorted(found))  # every one of them granted
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -197,7 +214,7 @@ def save_model(
         raise ValueError(f"serialization_format must be one of {SERIALIZATION_FORMATS}, got {serialization_format!r}")
     if not callable(getattr(sk_model, predict_fn, None)):
         raise ValueError(f"{type(sk_model).__name__} has no method {predict_fn!r}")
-    serialized = _serialize(sk_model, serialization_format, skops_trusted_types)
+    serialized = serialize_estimator(sk_model, serialization_format, skops_trusted_types)
     model_dir = prepare_model_dir(path)
     model_file = "model.skops" if serialization_format == "skops" else "model.pkl"
     (model_dir / model_file).write_bytes(serialized)
@@ -233,15 +250,17 @@ def save_model(
     return saved
 
 
-def _serialize(sk_model: Any, serialization_format: str, skops_trusted_types: list[str] | None) -> bytes:
+def serialize_estimator(sk_model: Any, serialization_format: str, skops_trusted_types: list[str] | None) -> bytes:
+    """The estimator's file contents in ``serialization_format``; skops refuses types neither it nor
+    ``skops_trusted_types`` trusts, as MLflow does (also LightGBM's models)."""
     if serialization_format != SKOPS:
         # The default protocol, as MLflow: cloudpickle's newest one may not load in older Pythons.
         return (cloudpickle if serialization_format == "cloudpickle" else pickle).dumps(
             sk_model, protocol=pickle.DEFAULT_PROTOCOL)
-    import skops.io
+    from flavors.skops_io import skops_io
 
-    serialized = skops.io.dumps(sk_model)
-    untrusted = sorted(set(skops.io.get_untrusted_types(data=serialized)) - set(skops_trusted_types or ()))
+    serialized = skops_io.dumps(sk_model)
+    untrusted = sorted(set(skops_io.get_untrusted_types(data=serialized)) - set(skops_trusted_types or ()))
     if untrusted:
         raise UntrustedSkopsTypesError(untrusted)
     return serialized

@@ -86,6 +86,7 @@ class ServerConfig:
     keyfile: str | None
     model_formats: list[str]
     skops_trusted_types: list[str]
+    device: str
     metrics: bool
     metrics_port: int | None
     access_log: str
@@ -166,7 +167,7 @@ class _Names(fields.List):
 
 
 #: Model file formats a server may load (flavors.policy.FORMATS; not imported, to keep this module light).
-MODEL_FORMATS = ("skops", "cloudpickle", "pickle", "code")
+MODEL_FORMATS = ("skops", "onnx", "xgboost", "lightgbm", "torch-export", "keras", "cloudpickle", "pickle", "code")
 _TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
 
 
@@ -300,14 +301,20 @@ class ServerConfigSchema(Schema):
                             metadata=_doc("The PEM private key of certfile.", "--keyfile"))
     model_formats = _Names(load_default=list(MODEL_FORMATS), choices=MODEL_FORMATS, what="model format",
                            validate=validate.Length(min=1, error="name at least one format"), metadata=_doc(
-        "Model file formats the server loads (comma-separated): skops, cloudpickle, pickle (both unpickle, "
-        "which runs code from the model file), code (models-from-code .py files). Pickle loads are logged "
-        "as warnings.", "--model-formats", section="Loading models (docs/security.md)"))
+        "Model file formats the server loads (comma-separated): skops, onnx, xgboost, lightgbm, torch-export, "
+        "keras (frameworks' own files, read without running their code), cloudpickle, pickle (both unpickle, "
+        "which runs code from the model file: PyTorch modules saved whole are cloudpickle), code "
+        "(models-from-code .py files). Pickle loads are logged as warnings.", "--model-formats",
+        section="Loading models (docs/security.md)"))
     skops_trusted_types = _Names(load_default=[], pattern=_TYPE_NAME, what="type name (module.Name)",
                                  metadata=_doc(
         "Types (module.Name, comma-separated) that skops models may contain beyond skops' defaults. A "
         "model's own MLmodel skops_trusted_types are never trusted: a model listing types not granted here "
         "is refused.", "--skops-trusted-types"))
+    device = fields.String(load_default="cpu", validate=validate.Regexp(
+        r"\A(cpu|cuda(:[0-9]+)?)\Z", error="use cpu, cuda or cuda:N"), metadata=_doc(
+        "Where models run when their flavor can choose: cpu, cuda or cuda:N (ONNX Runtime's CUDA execution "
+        "provider, PyTorch's device). A device that is not available fails the load.", "--device"))
 
     metrics = fields.Boolean(load_default=True, metadata=_doc(
         "Export Prometheus metrics on GET /metrics (read scope), summed over all workers.",

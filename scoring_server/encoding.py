@@ -39,7 +39,19 @@ def to_jsonable(raw: Any) -> Any:
         return raw.to_dict(orient="records")
     if isinstance(raw, pd.Series):
         return pd.DataFrame(raw).to_dict(orient="records")
-    return raw
+    if isinstance(raw, dict):
+        return {name: _widened(value) for name, value in raw.items()}
+    return _widened(raw)
+
+
+def _widened(value: Any) -> Any:
+    """Narrow floats (float32, float16) as doubles: MLflow writes ``float(x)``, so a float32 tensor's
+    ``-0.06545797`` is ``-0.06545796990394592`` on its wire, and a client comparing doubles sees that."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype.itemsize < 8:
+        return value.astype(np.float64)
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(value)
+    return value
 
 
 def _has_non_finite(value: Any) -> bool:

@@ -20,7 +20,7 @@ from .fast_path import NumericFastPath
 from .monitoring import BatchEvent, Observers, ScoringEvent, ServedModel
 from .prediction import predict
 from .protocols import MLFLOW2, WireProtocol, protocol_named
-from .schema import enforce_input_schema, enforce_params
+from .schema import enforce_input_schema, enforce_params_and_method
 from .workers.context import deadline_exceeded, request_deadline
 
 _logger = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ class Scorer:
         if not request.validated:
             data = enforce_input_schema(request.data, self.signature.inputs if self.signature else None)
             request.data = self.fast_path.frame_as_matrix(data) if self.fast_path else data
-        request.params = enforce_params(request.params, self.signature.params if self.signature else None)
+        request.params = enforce_params_and_method(request.params, self.signature.params if self.signature else None,
+                                                   self.model.capabilities.predict_methods)
 
     def predict_now(self, data: Any, params: dict | None) -> Any:
         """The model's predictions for validated input: the one place a model is called."""

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
+# PyTorch's CPU build first (2.13.0 lies on this kind of machine's disk, /opt/wheels): a plain torch
+# requirement would take a CUDA build of several GB; the test extras then find torch installed.
+.venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[test]'
 # nginx: the heavy tests run the nginx configuration docs/security.md gives for sync workers.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
@@ -35,6 +38,12 @@ fi
 if [ ! -x .bench/mlflow/bin/mlflow ]; then
   python3 -m venv .bench/mlflow
   .bench/mlflow/bin/python -m pip install --quiet mlflow==3.17.2 scikit-learn==1.9.1 skops==0.16.0 cloudpickle==3.1.2
+fi
+# The flavors' frameworks in MLflow's virtualenv too: the heavy tests have real MLflow load the models our
+# save_model writes (tests/flavors/); torch's CPU build first, as for .venv.
+if ! KERAS_BACKEND=torch .bench/mlflow/bin/python -c "import onnx, onnxruntime, xgboost, lightgbm, torch, keras" 2>/dev/null; then
+  .bench/mlflow/bin/python -m pip install --quiet torch==2.13.0
+  .bench/mlflow/bin/python -m pip install --quiet onnx onnxruntime xgboost lightgbm keras
 fi
 .venv/bin/python -m pytest "$@"
 # The heavy tests (load and soak, marked `heavy` in setup.cfg) in a second run, so the first stays fast.

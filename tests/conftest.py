@@ -33,6 +33,17 @@ import requests
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlflow-models"
 REPO = Path(__file__).parent.parent
+#: Real MLflow 3.17.2 in its own virtualenv with the flavors' frameworks (scripts/test.sh makes it; never our
+#: dependency): the heavy tests have it load the models our save_model writes.
+MLFLOW_PYTHON = REPO / ".bench" / "mlflow" / "bin" / "python"
+
+
+def mlflow_python() -> str:
+    """MLflow's interpreter, or a test failure saying how to make it."""
+    if not MLFLOW_PYTHON.exists():
+        pytest.fail(f"{MLFLOW_PYTHON} is missing: scripts/test.sh creates MLflow's virtualenv (mlflow==3.17.2 "
+                    "with scikit-learn, skops, onnxruntime, xgboost, lightgbm, torch 2.13.0 CPU and keras)")
+    return str(MLFLOW_PYTHON)
 
 
 def free_port() -> int:

@@ -50,9 +50,9 @@ class ModelIdentity:
 
 
 def loading_policy(config: ServerConfig) -> LoadingPolicy:
-    """The configuration's loading policy (``model_formats``, ``skops_trusted_types``)."""
+    """The configuration's loading policy (``model_formats``, ``skops_trusted_types``, ``device``)."""
     return LoadingPolicy(formats=frozenset(config.model_formats),
-                         skops_trusted_types=frozenset(config.skops_trusted_types))
+                         skops_trusted_types=frozenset(config.skops_trusted_types), device=config.device)
 
 
 def load_served_model(uri: str, registry_root: str | None = None, policy: LoadingPolicy | None = None,

@@ -11,10 +11,10 @@ from typing import Any
 from flavors.signature import Schema
 
 from .columns import enforce_column_schema
-from .params import enforce_params
+from .params import enforce_params, enforce_params_and_method
 from .tensors import enforce_tensor_schema
 
-__all__ = ["enforce_input_schema", "enforce_params"]
+__all__ = ["enforce_input_schema", "enforce_params", "enforce_params_and_method"]
 
 
 def enforce_input_schema(data: Any, schema: Schema | None) -> Any:

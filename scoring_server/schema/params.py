@@ -4,12 +4,31 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flavors.base import PREDICT_METHOD
 from flavors.signature import ParamSchema, ParamSpec
 
 from ..errors import invalid_parameter
 from .values import ConversionError, convert_scalar
 
 _logger = logging.getLogger(__name__)
+
+
+def enforce_params_and_method(params: Any, schema: ParamSchema | None, offered: tuple[str, ...]) -> dict | None:
+    """:func:`enforce_params`, keeping the ``predict_method`` a request chose among the model's
+    ``offered`` methods (for :meth:`flavors.LoadedModel.predict`).
+
+    A signature that declares a ``predict_method`` param makes it the model's own, enforced like any
+    other. Otherwise a method the model does not offer is refused, where MLflow would ignore the
+    param and answer with the saved method: the client asked for something else."""
+    if not isinstance(params, dict) or PREDICT_METHOD not in params or (
+            schema is not None and PREDICT_METHOD in schema.names()):
+        return enforce_params(params, schema)
+    method = params[PREDICT_METHOD]
+    if method not in offered:
+        choice = f"one of {', '.join(offered)}" if offered else "left out: this model offers no other method"
+        raise invalid_parameter(f"'{PREDICT_METHOD}' {method!r} is not a method of this model; it must be {choice}.")
+    enforced = enforce_params({name: value for name, value in params.items() if name != PREDICT_METHOD}, schema)
+    return {**(enforced or {}), PREDICT_METHOD: method}
 
 
 def enforce_params(params: Any, schema: ParamSchema | None) -> dict | None:

@@ -35,9 +35,9 @@ def test_builtin_flavors_are_found_by_name_and_loader_module():
 
 
 def test_unknown_loader_module_is_a_load_error_listing_the_known_ones(tmp_path):
-    model_dir = write_mlmodel(tmp_path / "m", {"python_function": {"loader_module": "mlflow.xgboost"}})
+    model_dir = write_mlmodel(tmp_path / "m", {"python_function": {"loader_module": "mlflow.catboost"}})
 
-    with pytest.raises(ModelLoadError, match=r"'mlflow.xgboost'; known loader modules: .*mlflow\.sklearn"):
+    with pytest.raises(ModelLoadError, match=r"'mlflow.catboost'; known loader modules: .*mlflow\.onnx.*mlflow\.sklearn"):
         load_model(str(model_dir))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -20,6 +21,7 @@ from flavors import LoadingPolicy, ModelLoadError, UntrustedTypesError, load_mod
 from flavors.errors import UntrustedSkopsTypesError
 from flavors.signature import infer_signature
 from flavors.sklearn import save_model
+from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +277,13 @@ def test_array_input_is_promised_only_for_plain_sklearn_estimators(tmp_path, iri
     assert load_model(str(tmp_path / "by_name")).array_input is None
     np.testing.assert_array_equal(load_model(str(tmp_path / "plain")).predict(features.to_numpy()),
                                   plain.predict(features))
+
+
+def test_a_skops_model_loads_without_importing_torch_which_stays_importable():
+    """skops.io's import walks every scikit-learn package, torch's array-API wrapper among them: loading
+    a scikit-learn model must not import torch (1 s and 120 MiB a worker) where it is installed."""
+    code = ("import sys; from flavors import load_model; load_model(sys.argv[1]); "
+            "print('torch' in sys.modules); import torch; print(torch.ones(2).sum().item())")
+    done = subprocess.run([sys.executable, "-c", code, str(FIXTURES / "iris")], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["False", "2.0"], done.stderr

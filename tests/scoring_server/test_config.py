@@ -100,6 +100,8 @@ def sample_value(key, tmp_path) -> str:
         return "skops"
     if key.name == "skops_trusted_types":  # a list of module.Name
         return "my_pkg.Scaler"
+    if key.name == "device":  # cpu, cuda or cuda:N
+        return "cuda:1"
     if key.name in ("certfile", "keyfile"):
         (tmp_path / "tls.pem").write_text("")
         return str(tmp_path / "tls.pem")

@@ -56,3 +56,11 @@ def test_unwrapped_payload_has_no_predictions_key():
 def test_unencodable_output_is_a_scoring_error():
     with pytest.raises(ScoringError, match="could not be encoded"):
         encode_predictions(object())
+
+
+def test_float32_values_are_written_with_a_doubles_digits_as_mlflow_writes_them():
+    from scoring_server.encoding import encode_predictions
+
+    assert encode_predictions(np.array([0.1, 2.5], np.float32)) == b'{"predictions":[0.10000000149011612,2.5]}'
+    assert encode_predictions({"y": np.array([0.1], np.float16)}) == b'{"predictions":{"y":[0.0999755859375]}}'
+    assert encode_predictions(np.float32(0.1)) == b'{"predictions":0.10000000149011612}'

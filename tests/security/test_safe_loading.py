@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from flavors import FlavorRegistry, LoadingPolicy, ModelLoadError, UntrustedTypesError, load_model
-from flavors.policy import FormatNotAllowedError
+from flavors.policy import FORMATS, FormatNotAllowedError
 from flavors.python_function import save_model as save_pyfunc
 from flavors.python_model import PythonModel
 from scoring_server.cli import main
@@ -213,7 +213,9 @@ def _models_file(folder: Path, **models: Path) -> str:
 
 
 def test_model_formats_are_parsed_and_checked():
-    assert load_config(env={}).model_formats == ["skops", "cloudpickle", "pickle", "code"]
+    assert load_config(env={}).model_formats == ["skops", "onnx", "xgboost", "lightgbm", "torch-export", "keras",
+                                                 "cloudpickle", "pickle", "code"]
+    assert tuple(load_config(env={}).model_formats) == FORMATS  # the config lists what flavors.policy knows
     assert load_config(env={"SCORING_SERVER_MODEL_FORMATS": " skops , code,"}).model_formats == ["skops", "code"]
     for bad in ("skops,json", "", " , "):
         with pytest.raises(ConfigError, match="model_formats"):
