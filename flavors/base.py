@@ -34,7 +34,7 @@ class Capabilities:
     ``params``; otherwise they are dropped. ``array_input``: when set, the predictor may be given
     a float matrix instead of a DataFrame with those columns. ``predict_methods``: the methods a
     request may ask for instead of the saved one (``params: {"predict_method": "predict_proba"}``),
-    answered by ``predictor.predict_with(method, data)``.
+    answered by ``predictor.predict_with(method, data)`` (a :class:`MethodPredictor`).
 
     Every field defaults to the safe answer, so a capability the predictor does not declare is
     never assumed.
