@@ -38,6 +38,7 @@ import pandas as pd
 
 from flavors.base import ArrayInput, Capabilities, import_framework
 from flavors.errors import ModelLoadError
+from flavors.measured import rows_independent
 from flavors.mlmodel import ModelMetadata
 from flavors.model_writer import (
     pinned, prepare_model_dir, pyfunc_section, resolve_signature, save_input_example, write_model,
@@ -78,7 +79,8 @@ class OnnxPredictor:
         inputs = metadata.signature.inputs if metadata.signature else None
         self._column_based = inputs is not None and not inputs.is_tensor_spec
         self.capabilities = Capabilities(
-            row_independent=self._column_based and _probe_agrees(self, inputs.specs),
+            row_independent=self._column_based and rows_independent(self.predict, _probe(inputs.specs),
+                                                                    FLOAT32_RTOL, 0.0),
             array_input=self._array_input(inputs.specs) if self._column_based else None,
             predict_methods=tuple(self._methods),
         )
@@ -177,32 +179,6 @@ def _classifier_methods(output_names: list[str]) -> dict[str, str]:
         if output_names == [label, probabilities]:
             return {"predict": label, "predict_proba": probabilities}
     return {}
-
-
-def _probe_agrees(predictor: OnnxPredictor, specs: tuple) -> bool:
-    """Whether a probe built from the signature predicts the same batched as row by row."""
-    probe = _probe(specs)
-    if probe is None:
-        return False
-    try:
-        batched = predictor.predict(probe)
-        alone = pd.concat([predictor.predict(probe.iloc[[i]].reset_index(drop=True)) for i in range(len(probe))],
-                          ignore_index=True)
-    except Exception:  # a graph that cannot take one row (a fixed batch size) is not batchable
-        return False
-    return batched.shape == alone.shape and _agree(batched.to_dict("records"), alone.to_dict("records"))
-
-
-def _agree(first: Any, second: Any) -> bool:
-    """Equal, floats within float32 rounding: onnxruntime's kernels may round the last bits of a
-    row differently with the batch size (seen: softmax of a 4-row batch vs 1 row, 1e-8 apart)."""
-    if isinstance(first, dict) and isinstance(second, dict):
-        return first.keys() == second.keys() and all(_agree(first[k], second[k]) for k in first)
-    if isinstance(first, (list, tuple)) and isinstance(second, (list, tuple)):
-        return len(first) == len(second) and all(_agree(a, b) for a, b in zip(first, second))
-    if isinstance(first, (float, np.floating)) or isinstance(second, (float, np.floating)):
-        return bool(np.isclose(first, second, rtol=FLOAT32_RTOL, atol=0))
-    return bool(np.all(first == second))
 
 
 def _probe(specs: tuple) -> pd.DataFrame | None:
