@@ -37,6 +37,14 @@ class ScoringError(Exception):
         answered.__cause__ = self.__cause__
         return answered
 
+    def one_line(self) -> str:
+        """The error code and message, and the model's own exception behind it (which the server keeps
+        for its stack trace): what a batch job or a Spark driver, which get no stack trace, report."""
+        cause = self.__cause__
+        text = str(cause).strip()
+        reason = f" ({type(cause).__name__}: {text.splitlines()[0] if text else ''})" if cause is not None else ""
+        return f"{self.error_code}: {self.message}{reason}"
+
     def to_dict(self, include_stack_trace: bool = False, request_id: str | None = None) -> dict:
         """The JSON body, with the request's ID when given (MLflow's clients ignore keys they do not
         know); the server-side stack trace only when asked for."""

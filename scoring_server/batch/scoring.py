@@ -38,7 +38,7 @@ def score_chunk(scorer: Scorer, chunk: Chunk, on_error: str) -> ScoredChunk:
         if not chunk.splittable:
             raise _failed(chunk, error) from None
         failures = (_failures(scorer, chunk, list(range(chunk.size)), first_only=on_error == "fail")
-                    if chunk.size > 1 else [RowFailure(0, describe(error))])
+                    if chunk.size > 1 else [RowFailure(0, error.one_line())])
         if not failures:  # every row scores alone: the rows fail only together
             raise _failed(chunk, error) from None
         if on_error == "fail":
@@ -60,14 +60,6 @@ def score_rows(scorer: Scorer, chunk: Chunk, rows: Rows = None) -> Any:
     return scorer.predict_now(request.data, request.params)
 
 
-def describe(error: ScoringError) -> str:
-    """One line: the server's error code and message, and the model's own exception behind it."""
-    cause = error.__cause__
-    reason = f" ({type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''})" \
-        if cause is not None else ""
-    return f"{error.error_code}: {error.message}{reason}"
-
-
 def _failures(scorer: Scorer, chunk: Chunk, rows: Sequence[int], first_only: bool) -> list[RowFailure]:
     """The rows among ``rows`` (which fail together) that fail alone, by halving."""
     if len(rows) == 1:
@@ -87,11 +79,11 @@ def _error_of(scorer: Scorer, chunk: Chunk, rows: Sequence[int]) -> str | None:
     try:
         score_rows(scorer, chunk, rows)
     except ScoringError as error:
-        return describe(error)
+        return error.one_line()
     return None
 
 
 def _failed(chunk: Chunk, error: ScoringError) -> BatchError:
     last = chunk.first_row + chunk.size - 1
     where = f"row {last}" if chunk.size == 1 else f"rows {chunk.first_row}-{last}"
-    return BatchError(f"{where}: {describe(error)}")
+    return BatchError(f"{where}: {error.one_line()}")

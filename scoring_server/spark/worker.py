@@ -74,20 +74,12 @@ def _row_error(scorer: Scorer, batch: pd.DataFrame, params: dict | None, before:
         except ScoringError as row_failure:
             values = ", ".join(f"{name}={_plain(value)!r}" for name, value in row.iloc[0].items())
             return RowError(f"partition {partition}, row {before + position + 1} ({values}): "
-                            f"{_described(row_failure)}")
-    return RowError(f"partition {partition}, rows {before + 1}-{before + len(batch)}: {_described(error)}")
+                            f"{row_failure.one_line()}")
+    return RowError(f"partition {partition}, rows {before + 1}-{before + len(batch)}: {error.one_line()}")
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _described(error: ScoringError) -> str:
-    """The error as the server words it, plus the model's own exception (which the server keeps for
-    its stack trace): on a cluster, the message is all the driver gets."""
-    cause = error.__cause__
-    own = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
-    return f"{error.error_code}: {error.message}{own}"
 
 
 def as_spark_column(raw: Any, result_type: T.DataType, rows: int) -> pd.Series | pd.DataFrame:
